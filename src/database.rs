@@ -1,0 +1,466 @@
+//! [`Database`]: opens the file, owns the read and write pools, runs transactions.
+//!
+//! Open sequence: data directory (0700) -> database file created 0600 before SQLite sees it
+//! (SQLite gives `-wal`/`-shm` the mode of the database file) -> one connection sets
+//! `busy_timeout`, then `journal_mode=WAL` once and verifies it -> embedded migrations inside
+//! `BEGIN IMMEDIATE` (so concurrent processes opening one file do not race) -> the write pool,
+//! then the read pool, each connection tuned by [`PragmaCustomizer`].
+
+use std::cell::RefCell;
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::ConnectionManager;
+use diesel::sql_types::Text;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::MigrationHarness;
+use parking_lot::Mutex;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::pragmas::{PragmaCustomizer, Role};
+
+/// A connection checked out of one of the pools; returns to its pool when dropped.
+pub type PooledConnection = diesel::r2d2::PooledConnection<ConnectionManager<SqliteConnection>>;
+
+type SqlitePool = diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>;
+
+/// The database: the read and write pools of one SQLite file.
+///
+/// `Clone + Send + Sync` and cheap to clone (an `Arc`); the pools close when the last clone
+/// is dropped.
+///
+/// ```
+/// use diesel::prelude::*;
+/// use litedal::{Config, Database};
+///
+/// let dir = tempfile::tempdir()?;
+/// let url = format!("sqlite://{}/app.db", dir.path().display());
+/// let db = Database::open(Config::builder().database_url(url).build()?)?;
+/// let count: i64 = db.read(|conn| {
+///     Ok(litedal::schema::users::table.count().get_result(conn)?)
+/// })?;
+/// assert_eq!(count, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    write_pool: SqlitePool,
+    /// The write pool itself when one pool serves both roles.
+    read_pool: SqlitePool,
+    /// Writers of this process queue here (fairly) before `BEGIN IMMEDIATE`; `None` when the
+    /// gate is disabled and SQLite's busy handler arbitrates alone.
+    write_gate: Option<Mutex<()>>,
+    journal_mode: String,
+    /// Keeps an in-memory database alive while the pool recycles its connection.
+    _memory_anchor: Option<std::sync::Mutex<SqliteConnection>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("location", self.inner.config.location())
+            .field("journal_mode", &self.inner.journal_mode)
+            .field("read_pool_size", &self.inner.config.read_pool_size())
+            .field("write_pool_size", &self.inner.config.write_pool_size())
+            .finish()
+    }
+}
+
+thread_local! {
+    /// The databases (by `Inner` address) whose write transaction this thread is inside.
+    static WRITING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as inside a write transaction of one database, for as long as it lives.
+struct WritingGuard(usize);
+
+impl WritingGuard {
+    fn enter(id: usize) -> Result<WritingGuard> {
+        WRITING.with(|w| {
+            let mut w = w.borrow_mut();
+            if w.contains(&id) {
+                return Err(Error::NestedTransaction);
+            }
+            w.push(id);
+            Ok(WritingGuard(id))
+        })
+    }
+}
+
+impl Drop for WritingGuard {
+    fn drop(&mut self) {
+        WRITING.with(|w| w.borrow_mut().retain(|id| *id != self.0));
+    }
+}
+
+/// r2d2 reports connection errors here; they go to `tracing` instead of the `log` crate.
+#[derive(Debug)]
+struct TracingErrorHandler {
+    role: Role,
+}
+
+impl r2d2::HandleError<diesel::r2d2::Error> for TracingErrorHandler {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        tracing::error!(role = %self.role, %error, "Database connection error in pool");
+    }
+}
+
+#[derive(QueryableByName)]
+struct JournalMode {
+    #[diesel(sql_type = Text)]
+    journal_mode: String,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database that `config` describes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the data directory or file cannot be created (or the path is a
+    /// directory), [`Error::NotADatabase`] for a file that is not SQLite (left untouched),
+    /// [`Error::ReadOnly`], [`Error::Busy`] when another process holds the database locked
+    /// past the busy timeout, [`Error::Migration`], or [`Error::PoolTimeout`] when the pools
+    /// cannot be filled.
+    pub fn open(config: Config) -> Result<Database> {
+        let started = Instant::now();
+        let path = config.location().path().map(Path::to_path_buf);
+        if let Some(path) = &path {
+            prepare_file(path, config.database_url())?;
+        }
+        let uri = config.location().sqlite_uri();
+        let opened = open_first_connection(&config, &uri);
+        let (mut first, journal_mode) = match opened {
+            Ok(v) => v,
+            Err(e) => return Err(e.with_path(path.as_deref().unwrap_or(Path::new(":memory:")))),
+        };
+
+        let write_pool = build_pool(&config, Role::Write, config.write_pool_size(), &uri)?;
+        let read_pool = if config.separate_read_write() {
+            build_pool(&config, Role::Read, config.read_pool_size(), &uri)?
+        } else {
+            write_pool.clone()
+        };
+        let memory_anchor = if config.location().is_memory() {
+            // Writable connection that never runs a statement again: it only keeps the
+            // shared in-memory database alive.
+            first.batch_execute("PRAGMA query_only = OFF")?;
+            Some(std::sync::Mutex::new(first))
+        } else {
+            drop(first);
+            None
+        };
+        tracing::info!(
+            location = %config.location().to_url(),
+            journal_mode = %journal_mode,
+            read_pool = config.read_pool_size(),
+            write_pool = config.write_pool_size(),
+            separate_read_write = config.separate_read_write(),
+            synchronous = %config.pragmas(Role::Write).synchronous,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "Database opened"
+        );
+        Ok(Database {
+            inner: Arc::new(Inner {
+                write_gate: config.write_gate().then(|| Mutex::new(())),
+                config,
+                write_pool,
+                read_pool,
+                journal_mode,
+                _memory_anchor: memory_anchor,
+            }),
+        })
+    }
+
+    /// Opens the database configured by the environment ([`Config::from_env`]).
+    ///
+    /// # Errors
+    ///
+    /// A configuration error, or any error of [`Database::open`].
+    pub fn from_env() -> Result<Database> {
+        Database::open(Config::from_env()?)
+    }
+
+    /// The configuration the database was opened with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The database file, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.config.location().path()
+    }
+
+    /// The journal mode in force (`"wal"` unless WAL was disabled or the database is in memory).
+    pub fn journal_mode(&self) -> &str {
+        &self.inner.journal_mode
+    }
+
+    /// A connection from the read pool (`query_only` when the pools are separate).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolTimeout`] when no connection became free within `DB_POOL_TIMEOUT`.
+    pub fn read_connection(&self) -> Result<PooledConnection> {
+        self.checkout(Role::Read)
+    }
+
+    /// A connection from the write pool, outside any transaction.
+    ///
+    /// Prefer [`Database::transaction`]: a statement run here in autocommit mode still waits
+    /// for the write lock with `busy_timeout`, but a multi-statement transaction started with
+    /// a deferred `BEGIN` can fail with [`Error::Busy`] at once when it upgrades to a write.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolTimeout`] when no connection became free within `DB_POOL_TIMEOUT`.
+    pub fn write_connection(&self) -> Result<PooledConnection> {
+        self.checkout(Role::Write)
+    }
+
+    fn checkout(&self, role: Role) -> Result<PooledConnection> {
+        let pool = match role {
+            Role::Read => &self.inner.read_pool,
+            Role::Write => &self.inner.write_pool,
+        };
+        let started = Instant::now();
+        pool.get().map_err(|error| {
+            let waited = started.elapsed();
+            tracing::warn!(role = %role, waited_ms = waited.as_millis() as u64, %error, "Database pool checkout timed out");
+            Error::PoolTimeout { role, waited }
+        })
+    }
+
+    /// Runs `f` in an immediate write transaction: commits when it returns `Ok`, rolls back
+    /// when it returns `Err` or panics (the panic then continues).
+    ///
+    /// The write lock is taken at `BEGIN IMMEDIATE`, where `busy_timeout` waits for other
+    /// writers; a deferred `BEGIN` that reads and then writes would instead fail at once with
+    /// "database is locked" when another writer committed in between. `f` runs exactly once:
+    /// only taking the lock waits, never a retry of `f`. Nested `conn.transaction(..)` calls
+    /// inside `f` become savepoints; calling `Database::transaction` again on the same thread
+    /// returns [`Error::NestedTransaction`] instead of waiting for itself.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`] when the lock stayed taken past the busy timeout, [`Error::PoolTimeout`],
+    /// or whatever `f` returned (after rollback).
+    pub fn transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T>,
+    {
+        let _writing = WritingGuard::enter(Arc::as_ptr(&self.inner) as usize)?;
+        let _gate = match &self.inner.write_gate {
+            Some(gate) => Some(
+                gate.try_lock_for(self.inner.config.busy_timeout())
+                    .ok_or_else(|| {
+                        tracing::warn!(
+                            "Database busy: write gate not acquired within the busy timeout"
+                        );
+                        Error::Busy
+                    })?,
+            ),
+            None => None,
+        };
+        let mut conn = self.checkout(Role::Write)?;
+        let result = run_immediate(&mut conn, f);
+        if let Err(Error::Busy) = &result {
+            tracing::warn!("Database busy: write lock not acquired within the busy timeout");
+        }
+        if let Some(gate) = _gate {
+            // Hand the gate to the longest waiter instead of letting this thread barge back in.
+            parking_lot::MutexGuard::unlock_fair(gate);
+        }
+        result
+    }
+
+    /// Runs `f` on a read connection inside one read transaction, so every statement in it
+    /// sees the same snapshot of the database.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolTimeout`], or whatever `f` returned.
+    pub fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T>,
+    {
+        let mut pooled = self.checkout(Role::Read)?;
+        let conn: &mut SqliteConnection = &mut pooled;
+        let result = catch_unwind(AssertUnwindSafe(|| conn.transaction(f)));
+        match result {
+            Ok(result) => result,
+            Err(panic) => {
+                let _ = AnsiTransactionManager::rollback_transaction(conn);
+                resume_unwind(panic)
+            }
+        }
+    }
+}
+
+/// `BEGIN IMMEDIATE`, `f`, then `COMMIT`, or `ROLLBACK` on error or panic.
+fn run_immediate<T, F>(conn: &mut SqliteConnection, f: F) -> Result<T>
+where
+    F: FnOnce(&mut SqliteConnection) -> Result<T>,
+{
+    let result = catch_unwind(AssertUnwindSafe(|| conn.immediate_transaction(f)));
+    match result {
+        Ok(result) => result,
+        Err(panic) => {
+            // diesel does not roll back when the closure panics; do it here so the
+            // connection goes back to the pool clean (r2d2 also discards connections
+            // released while panicking, which closes them and rolls back).
+            if let Err(error) = AnsiTransactionManager::rollback_transaction(conn) {
+                tracing::error!(%error, "Database rollback after panic failed");
+            }
+            resume_unwind(panic)
+        }
+    }
+}
+
+/// Creates the data directory (0700) and the database file (0600) if they do not exist.
+fn prepare_file(path: &Path, url: &str) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(Error::io(
+                "opening the database: DATABASE_URL names a directory, not a file:",
+                path,
+                std::io::Error::new(ErrorKind::IsADirectory, format!("DATABASE_URL={url}")),
+            ));
+        }
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("reading the metadata of", path, e)),
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::io("creating the data directory", dir, e))?;
+        }
+    }
+    // Created here with 0600 (whatever the umask says) because SQLite gives the -wal and -shm
+    // files the permissions of the database file. An empty file is a valid empty database.
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io("setting the mode of", path, e))?;
+            Ok(())
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io("creating the database file", path, e)),
+    }
+}
+
+/// Opens the first connection: busy_timeout, journal mode (set and verified), migrations,
+/// and a dry run of both roles' PRAGMAs so a bad one fails here instead of inside r2d2.
+fn open_first_connection(config: &Config, uri: &str) -> Result<(SqliteConnection, String)> {
+    let mut conn = SqliteConnection::establish(uri)?;
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {}",
+        config.busy_timeout().as_millis()
+    ))?;
+    // Switching the journal mode needs an exclusive lock that busy_timeout does not wait for,
+    // so it is done once here, never per pooled connection.
+    let wanted = if config.enable_wal() { "WAL" } else { "DELETE" };
+    let mode = set_journal_mode(&mut conn, wanted, config.busy_timeout())?;
+    let memory = config.location().is_memory();
+    if !memory && !mode.eq_ignore_ascii_case(wanted) {
+        return Err(Error::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new(format!(
+                "PRAGMA journal_mode={wanted} was not applied: SQLite answered {mode:?}"
+            )),
+        )));
+    }
+    if config.run_migrations() {
+        let migrations = config.migrations();
+        let applied = conn.immediate_transaction(|conn| {
+            conn.run_pending_migrations(migrations)
+                .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .map_err(|e| Error::Migration(e.to_string()))
+        })?;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "Database migrations applied");
+        }
+    }
+    // Dry run of the role PRAGMAs; the writer's last so the connection stays writable.
+    config.pragmas(Role::Read).apply(&mut conn)?;
+    config.pragmas(Role::Write).apply(&mut conn)?;
+    Ok((conn, mode))
+}
+
+/// Sets the journal mode. Retries while another connection holds the lock it needs, for up to
+/// `busy_timeout` (SQLite's busy handler does not cover this case).
+fn set_journal_mode(
+    conn: &mut SqliteConnection,
+    mode: &str,
+    busy_timeout: Duration,
+) -> Result<String> {
+    let deadline = Instant::now() + busy_timeout;
+    loop {
+        let result: std::result::Result<Vec<JournalMode>, _> =
+            diesel::sql_query(format!("PRAGMA journal_mode = {mode}")).load(conn);
+        match result.map_err(Error::from) {
+            Ok(rows) => {
+                return Ok(rows
+                    .into_iter()
+                    .next()
+                    .map(|r| r.journal_mode)
+                    .unwrap_or_default());
+            }
+            Err(Error::Busy) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn build_pool(config: &Config, role: Role, size: u32, uri: &str) -> Result<SqlitePool> {
+    let manager = ConnectionManager::<SqliteConnection>::new(uri);
+    let pool = diesel::r2d2::Pool::builder()
+        .max_size(size)
+        // All connections are opened up front so a checkout never waits for an open.
+        .min_idle(Some(size))
+        // SQLite connections do not go stale like network ones: no recycling, no per-checkout
+        // `SELECT 1` (it costs a round trip on every checkout and protects nothing).
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_on_check_out(false)
+        .connection_timeout(config.pool_timeout())
+        .connection_customizer(Box::new(PragmaCustomizer {
+            role,
+            pragmas: config.pragmas(role),
+        }))
+        .error_handler(Box::new(TracingErrorHandler { role }))
+        .build(manager)
+        .map_err(|error| {
+            tracing::error!(role = %role, %error, "Database pool could not be filled");
+            Error::PoolTimeout {
+                role,
+                waited: config.pool_timeout(),
+            }
+        })?;
+    tracing::info!(role = %role, size, "Database pool created");
+    Ok(pool)
+}

@@ -1,0 +1,291 @@
+//! The one error type of litedal, and the mapping from diesel's and r2d2's errors.
+//!
+//! Callers match on the variants (`Busy`, `Conflict`, `NotFound`, ...) instead of parsing
+//! SQLite's messages; the mapping from SQLite's messages lives here and nowhere else.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::pragmas::Role;
+
+/// Result alias used throughout litedal.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in litedal.
+///
+/// The enum is `#[non_exhaustive]`: new failure kinds may be added without a breaking change,
+/// so a `match` needs a catch-all arm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is invalid. Nothing was opened.
+    #[error("invalid configuration: {var}={value:?}: {reason}")]
+    Config {
+        /// The environment variable (or builder setting) that holds the bad value.
+        var: &'static str,
+        /// The value as given (lossily decoded if it was not UTF-8).
+        value: String,
+        /// What is accepted instead.
+        reason: String,
+    },
+
+    /// `DATABASE_URL` names a database litedal cannot open (another engine or a remote service).
+    #[error("unsupported DATABASE_URL {url:?}: {hint}")]
+    UnsupportedUrl {
+        /// The URL as given, with any password removed.
+        url: String,
+        /// What to write instead.
+        hint: String,
+    },
+
+    /// No pooled connection became free within `DB_POOL_TIMEOUT`.
+    #[error("Database {role} pool timed out after {waited:?} waiting for a connection")]
+    PoolTimeout {
+        /// The pool that was exhausted.
+        role: Role,
+        /// How long the checkout waited.
+        waited: Duration,
+    },
+
+    /// The database stayed locked by another connection for longer than `DB_BUSY_TIMEOUT_MS`
+    /// (SQLITE_BUSY). The operation did not run; retrying later is safe.
+    #[error("database is locked (busy timeout expired)")]
+    Busy,
+
+    /// The row that an update or delete targeted does not exist.
+    #[error("not found")]
+    NotFound,
+
+    /// A UNIQUE or PRIMARY KEY constraint failed.
+    #[error("unique constraint failed: {constraint}")]
+    Conflict {
+        /// The constraint as SQLite reports it, e.g. `users.email`.
+        constraint: String,
+    },
+
+    /// A FOREIGN KEY constraint failed (e.g. a post for a user that does not exist).
+    #[error("foreign key constraint failed: {message}")]
+    ForeignKey {
+        /// SQLite's message.
+        message: String,
+    },
+
+    /// A CHECK constraint failed.
+    #[error("check constraint failed: {message}")]
+    Check {
+        /// SQLite's message, which names the constraint.
+        message: String,
+    },
+
+    /// A write was attempted on a read-only connection or a read-only database file.
+    #[error("attempt to write a read-only database: {message}")]
+    ReadOnly {
+        /// SQLite's message.
+        message: String,
+    },
+
+    /// The file at `path` exists but is not an SQLite database (or is corrupt). It was left
+    /// untouched.
+    #[error("{} is not an SQLite database (or is corrupt): {message}", path.display())]
+    NotADatabase {
+        /// The file that was opened.
+        path: PathBuf,
+        /// SQLite's message.
+        message: String,
+    },
+
+    /// Running the embedded migrations failed.
+    #[error("Database migration failed: {0}")]
+    Migration(String),
+
+    /// A file-system operation failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What litedal was doing, e.g. "creating the data directory".
+        op: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A write transaction was started on a thread that already holds one on the same
+    /// database; it would wait for itself. Run the inner work on the connection the outer
+    /// closure received (nested `conn.transaction(..)` calls become savepoints).
+    #[error(
+        "nested Database::transaction on the same thread would deadlock; \
+         use the connection passed to the outer closure instead"
+    )]
+    NestedTransaction,
+
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[source] DieselError),
+}
+
+impl Error {
+    /// Builds a configuration error.
+    pub(crate) fn config(
+        var: &'static str,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Config {
+            var,
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds an I/O error for `path`.
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True for `Error::Busy`: the database stayed locked for the whole busy timeout.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Error::Busy)
+    }
+
+    /// Attaches the database path to a `NotADatabase` error raised without one.
+    pub(crate) fn with_path(self, db_path: &std::path::Path) -> Self {
+        match self {
+            Error::NotADatabase { path, message } if path.as_os_str().is_empty() => {
+                Error::NotADatabase {
+                    path: db_path.to_path_buf(),
+                    message,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// SQLite's message for SQLITE_BUSY ("database is locked") and SQLITE_LOCKED ("database table
+/// is locked"); diesel reports both as `DatabaseErrorKind::Unknown`.
+fn is_busy_message(message: &str) -> bool {
+    message.contains("database is locked") || message.contains("database table is locked")
+}
+
+impl From<DieselError> for Error {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::NotFound => Error::NotFound,
+            DieselError::DatabaseError(kind, info) => {
+                let message = info.message().to_owned();
+                match kind {
+                    DatabaseErrorKind::UniqueViolation => Error::Conflict {
+                        constraint: info
+                            .constraint_name()
+                            .map(str::to_owned)
+                            .or_else(|| {
+                                message
+                                    .split_once("failed: ")
+                                    .map(|(_, rest)| rest.to_owned())
+                            })
+                            .unwrap_or(message),
+                    },
+                    DatabaseErrorKind::ForeignKeyViolation => Error::ForeignKey { message },
+                    DatabaseErrorKind::CheckViolation => Error::Check { message },
+                    DatabaseErrorKind::ReadOnlyTransaction => Error::ReadOnly { message },
+                    _ if is_busy_message(&message) => Error::Busy,
+                    _ if message.contains("readonly database") => Error::ReadOnly { message },
+                    _ if message.contains("file is not a database")
+                        || message.contains("database disk image is malformed") =>
+                    {
+                        Error::NotADatabase {
+                            path: PathBuf::new(),
+                            message,
+                        }
+                    }
+                    _ => Error::Database(DieselError::DatabaseError(kind, info)),
+                }
+            }
+            other => Error::Database(other),
+        }
+    }
+}
+
+impl From<diesel::ConnectionError> for Error {
+    fn from(error: diesel::ConnectionError) -> Self {
+        match error {
+            diesel::ConnectionError::CouldntSetupConfiguration(inner) => Error::from(inner),
+            other => {
+                let message = other.to_string();
+                if message.contains("file is not a database") {
+                    Error::NotADatabase {
+                        path: PathBuf::new(),
+                        message,
+                    }
+                } else {
+                    Error::Database(DieselError::DatabaseError(
+                        DatabaseErrorKind::UnableToSendCommand,
+                        Box::new(message),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl From<diesel_migrations::MigrationError> for Error {
+    fn from(error: diesel_migrations::MigrationError) -> Self {
+        Error::Migration(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db_error(kind: DatabaseErrorKind, message: &str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn sqlite_messages_map_to_variants() {
+        assert!(matches!(
+            Error::from(db_error(DatabaseErrorKind::Unknown, "database is locked")),
+            Error::Busy
+        ));
+        match Error::from(db_error(
+            DatabaseErrorKind::UniqueViolation,
+            "UNIQUE constraint failed: users.email",
+        )) {
+            Error::Conflict { constraint } => assert_eq!(constraint, "users.email"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            Error::from(db_error(
+                DatabaseErrorKind::ForeignKeyViolation,
+                "FOREIGN KEY constraint failed"
+            )),
+            Error::ForeignKey { .. }
+        ));
+        assert!(matches!(
+            Error::from(db_error(
+                DatabaseErrorKind::Unknown,
+                "attempt to write a readonly database"
+            )),
+            Error::ReadOnly { .. }
+        ));
+        assert!(matches!(
+            Error::from(db_error(
+                DatabaseErrorKind::Unknown,
+                "file is not a database"
+            )),
+            Error::NotADatabase { .. }
+        ));
+        assert!(matches!(
+            Error::from(DieselError::NotFound),
+            Error::NotFound
+        ));
+    }
+}

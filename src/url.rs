@@ -1,0 +1,365 @@
+//! `DATABASE_URL` -> the location SQLite opens, or a clear error.
+//!
+//! Accepted forms (one variable serves litedal and the diesel CLI):
+//!
+//! | form | meaning |
+//! |---|---|
+//! | `sqlite://data/main.db` | relative path `data/main.db` |
+//! | `sqlite:///var/lib/app/main.db` | absolute path |
+//! | `sqlite:data/main.db` | relative path |
+//! | `data/main.db`, `/abs/main.db` | a plain path, as the diesel CLI takes it |
+//! | `file:data/main.db?mode=rwc` | an SQLite URI; its parameters are kept |
+//! | `:memory:`, `sqlite::memory:` | a private in-memory database |
+//!
+//! Paths are taken literally (no percent-decoding outside `file:` URIs). Whatever the form,
+//! SQLite is always handed a percent-encoded `file:` URI, so a name such as `sqlite://x` or a
+//! path containing `?` or `#` can never be misread as a different file.
+//! `libsql://`, `postgres://`, `mysql://`, `http(s)://` and other schemes are refused with a
+//! hint of what to write instead.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str};
+
+use crate::error::{Error, Result};
+
+/// Characters percent-encoded in the path of the `file:` URI handed to SQLite: everything
+/// except unreserved characters and `/`.
+const PATH_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// A database file.
+    File {
+        /// The file's path (relative paths are relative to the working directory).
+        path: PathBuf,
+        /// SQLite URI parameters (`mode=ro&vfs=unix`), kept verbatim from a `file:` URI.
+        params: Option<String>,
+    },
+    /// A private in-memory database. litedal serves it from one connection shared by both
+    /// roles, so readers always see what writers wrote; it disappears with the `Database`.
+    Memory,
+}
+
+impl DatabaseLocation {
+    /// The file's path, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            DatabaseLocation::File { path, .. } => Some(path),
+            DatabaseLocation::Memory => None,
+        }
+    }
+
+    /// True for an in-memory database.
+    pub fn is_memory(&self) -> bool {
+        matches!(self, DatabaseLocation::Memory)
+    }
+
+    /// A URL in litedal's accepted forms that parses back to this location.
+    pub fn to_url(&self) -> String {
+        match self {
+            DatabaseLocation::Memory => ":memory:".to_owned(),
+            DatabaseLocation::File { path, params } => file_uri(path, params.as_deref()),
+        }
+    }
+
+    /// The `file:` URI handed to SQLite. Each in-memory database gets a unique name, so
+    /// two `Database`s in one process never share one.
+    pub(crate) fn sqlite_uri(&self) -> String {
+        match self {
+            DatabaseLocation::File { path, params } => file_uri(path, params.as_deref()),
+            DatabaseLocation::Memory => {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                let n = NEXT.fetch_add(1, Ordering::Relaxed);
+                format!(
+                    "file:litedal-memory-{}-{n}?mode=memory&cache=shared",
+                    std::process::id()
+                )
+            }
+        }
+    }
+}
+
+fn file_uri(path: &Path, params: Option<&str>) -> String {
+    let encoded: String = path
+        .as_os_str()
+        .as_bytes()
+        .split(|b| *b == b'/')
+        .map(|segment| percent_encoding::percent_encode(segment, PATH_ENCODE).to_string())
+        .collect::<Vec<_>>()
+        .join("/");
+    // An absolute path becomes file:///abs so that the authority is empty.
+    let prefix = if path.is_absolute() {
+        "file://"
+    } else {
+        "file:"
+    };
+    match params {
+        Some(p) if !p.is_empty() => format!("{prefix}{encoded}?{p}"),
+        _ => format!("{prefix}{encoded}"),
+    }
+}
+
+const VAR: &str = "DATABASE_URL";
+
+/// Parses `DATABASE_URL` into a [`DatabaseLocation`].
+///
+/// # Errors
+///
+/// [`Error::UnsupportedUrl`] for another engine's or a remote URL, [`Error::Config`] for an
+/// empty path or a malformed `file:` URI.
+pub fn parse_database_url(url: &str) -> Result<DatabaseLocation> {
+    if url.trim().is_empty() {
+        return Err(Error::config(
+            VAR,
+            url,
+            "is empty; use a path such as sqlite://data/main.db or data/main.db, or :memory:",
+        ));
+    }
+    if url.contains('\0') {
+        return Err(Error::config(
+            VAR,
+            url.replace('\0', "\\0"),
+            "contains a NUL byte",
+        ));
+    }
+    if url == ":memory:" || url == "sqlite::memory:" || url == "sqlite://:memory:" {
+        return Ok(DatabaseLocation::Memory);
+    }
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        return plain_path(url, rest);
+    }
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        return plain_path(url, rest);
+    }
+    if url.starts_with("file:") {
+        return parse_file_uri(url);
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        if !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            return Err(unsupported(url, &scheme.to_ascii_lowercase()));
+        }
+    }
+    plain_path(url, url)
+}
+
+fn plain_path(url: &str, path: &str) -> Result<DatabaseLocation> {
+    if path.is_empty() {
+        return Err(Error::config(
+            VAR,
+            url,
+            "has no file path; write e.g. sqlite://data/main.db (relative) or sqlite:///var/lib/app/main.db (absolute)",
+        ));
+    }
+    Ok(DatabaseLocation::File {
+        path: PathBuf::from(path),
+        params: None,
+    })
+}
+
+fn parse_file_uri(url: &str) -> Result<DatabaseLocation> {
+    let rest = &url["file:".len()..];
+    let (before_fragment, _) = rest.split_once('#').unwrap_or((rest, ""));
+    let (raw_path, params) = match before_fragment.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_owned())),
+        None => (before_fragment, None),
+    };
+    let raw_path = if let Some(after) = raw_path.strip_prefix("//") {
+        // file://authority/path: SQLite accepts only an empty authority or "localhost".
+        let (authority, path) = match after.find('/') {
+            Some(i) => (&after[..i], &after[i..]),
+            None => (after, ""),
+        };
+        if !(authority.is_empty() || authority == "localhost") {
+            return Err(Error::config(
+                VAR,
+                url,
+                "a file: URI may only name a local file (file:///abs/path or file:rel/path)",
+            ));
+        }
+        path
+    } else {
+        raw_path
+    };
+    if params
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "mode=memory"))
+    {
+        return Ok(DatabaseLocation::Memory);
+    }
+    let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
+    if decoded.is_empty() {
+        return Err(Error::config(VAR, url, "the file: URI has no path"));
+    }
+    if decoded.contains(&0) {
+        return Err(Error::config(VAR, url, "the path decodes to a NUL byte"));
+    }
+    Ok(DatabaseLocation::File {
+        path: PathBuf::from(OsStr::from_bytes(&decoded)),
+        params: params.filter(|p| !p.is_empty()),
+    })
+}
+
+fn unsupported(url: &str, scheme: &str) -> Error {
+    let hint = match scheme {
+        "libsql" | "libsql+ws" | "libsql+wss" | "ws" | "wss" => {
+            "litedal opens local SQLite files only; for a Turso/libSQL database use a local replica \
+             file, e.g. DATABASE_URL=sqlite://data/main.db"
+        }
+        "postgres" | "postgresql" => {
+            "PostgreSQL is not supported yet (it is planned); use a local SQLite file, e.g. \
+             DATABASE_URL=sqlite://data/main.db"
+        }
+        "mysql" | "mariadb" => {
+            "MySQL is not supported; use a local SQLite file, e.g. DATABASE_URL=sqlite://data/main.db"
+        }
+        "http" | "https" => {
+            "SQLite is opened as a local file, not over HTTP; write a path, e.g. \
+             DATABASE_URL=sqlite://data/main.db"
+        }
+        _ => {
+            "unknown scheme; accepted: sqlite://rel/path, sqlite:///abs/path, sqlite:path, a plain \
+             path, a file: URI, or :memory:"
+        }
+    };
+    Error::UnsupportedUrl {
+        url: redact_password(url),
+        hint: hint.to_owned(),
+    }
+}
+
+/// Removes a password (`user:secret@host`) from a URL before it is shown in an error or a log.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => {
+            format!("{scheme}://{}:***{}", &authority[..colon], &rest[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str) -> DatabaseLocation {
+        DatabaseLocation::File {
+            path: PathBuf::from(path),
+            params: None,
+        }
+    }
+
+    #[test]
+    fn accepted_forms() {
+        assert_eq!(
+            parse_database_url("sqlite://data/main.db").unwrap(),
+            file("data/main.db")
+        );
+        assert_eq!(
+            parse_database_url("sqlite:///abs/main.db").unwrap(),
+            file("/abs/main.db")
+        );
+        assert_eq!(
+            parse_database_url("sqlite:data/main.db").unwrap(),
+            file("data/main.db")
+        );
+        assert_eq!(
+            parse_database_url("data/main.db").unwrap(),
+            file("data/main.db")
+        );
+        assert_eq!(parse_database_url("/abs/x.db").unwrap(), file("/abs/x.db"));
+        assert_eq!(
+            parse_database_url(":memory:").unwrap(),
+            DatabaseLocation::Memory
+        );
+        assert_eq!(
+            parse_database_url("sqlite::memory:").unwrap(),
+            DatabaseLocation::Memory
+        );
+        assert_eq!(
+            parse_database_url("file:///abs/my%20db.db?mode=rwc").unwrap(),
+            DatabaseLocation::File {
+                path: PathBuf::from("/abs/my db.db"),
+                params: Some("mode=rwc".into())
+            }
+        );
+        assert_eq!(parse_database_url("file:rel.db").unwrap(), file("rel.db"));
+    }
+
+    #[test]
+    fn sqlite_gets_an_encoded_uri() {
+        assert_eq!(file("data/a b?.db").sqlite_uri(), "file:data/a%20b%3F.db");
+        assert_eq!(file("/x/y.db").sqlite_uri(), "file:///x/y.db");
+        assert_eq!(file("sqlite:/x").sqlite_uri(), "file:sqlite%3A/x");
+    }
+
+    #[test]
+    fn refused_forms_say_what_to_write() {
+        for url in [
+            "libsql://db.turso.io",
+            "postgres://u:pw@h/db",
+            "mysql://h/db",
+            "https://x",
+            "redis://x",
+        ] {
+            match parse_database_url(url) {
+                Err(Error::UnsupportedUrl { url, hint }) => {
+                    assert!(!url.contains("pw"), "{url}");
+                    assert!(hint.contains("sqlite://"), "{hint}");
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        for url in [
+            "",
+            "   ",
+            "sqlite://",
+            "sqlite:",
+            "file:",
+            "file://host/x.db",
+        ] {
+            assert!(
+                matches!(
+                    parse_database_url(url),
+                    Err(Error::Config {
+                        var: "DATABASE_URL",
+                        ..
+                    })
+                ),
+                "{url:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn locations_round_trip_through_their_url() {
+        for url in [
+            "sqlite://a/b.db",
+            "/abs/x y.db",
+            "file:q.db?mode=ro",
+            ":memory:",
+            "weird%41.db",
+        ] {
+            let loc = parse_database_url(url).unwrap();
+            assert_eq!(parse_database_url(&loc.to_url()).unwrap(), loc, "{url}");
+        }
+    }
+}
