@@ -613,3 +613,27 @@ fn relative_url_forms_resolve_against_the_working_directory() {
         assert_eq!(user_count(&db), 1, "{url}");
     }
 }
+
+#[test]
+fn migrations_revert_and_reapply() {
+    use diesel_migrations::MigrationHarness;
+    let db = TestDb::with_config(|b| b.write_gate(true)).unwrap();
+    db.transaction(|conn| Ok(insert_user(conn, "m@x.org")?))
+        .unwrap();
+    let mut conn = db.write_connection().unwrap();
+    let migrations = litedal::Migrations(&litedal::MIGRATIONS);
+    let reverted = conn.revert_all_migrations(migrations).unwrap();
+    assert_eq!(reverted.len(), 2);
+    let tables = |conn: &mut SqliteConnection| {
+        diesel::sql_query(
+            "SELECT count(*) AS value FROM sqlite_master WHERE name IN ('users', 'posts')",
+        )
+        .get_result::<IntValue>(conn)
+        .unwrap()
+        .value
+    };
+    assert_eq!(tables(&mut conn), 0);
+    assert!(conn.has_pending_migration(migrations).unwrap());
+    assert_eq!(conn.run_pending_migrations(migrations).unwrap().len(), 2);
+    assert_eq!(tables(&mut conn), 2);
+}
