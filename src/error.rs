@@ -59,24 +59,41 @@ pub enum Error {
     NotFound,
 
     /// A UNIQUE or PRIMARY KEY constraint failed.
-    #[error("unique constraint failed: {constraint}")]
+    #[error("unique constraint failed: {constraint}{}", chunk_suffix(chunk))]
     Conflict {
         /// The constraint as SQLite reports it, e.g. `users.email`.
         constraint: String,
+        /// The statement of a batch insert that failed, if it was one.
+        chunk: Option<BatchChunk>,
     },
 
     /// A FOREIGN KEY constraint failed (e.g. a post for a user that does not exist).
-    #[error("foreign key constraint failed: {message}")]
+    #[error("foreign key constraint failed: {message}{}", chunk_suffix(chunk))]
     ForeignKey {
         /// SQLite's message.
         message: String,
+        /// The statement of a batch insert that failed, if it was one.
+        chunk: Option<BatchChunk>,
     },
 
     /// A CHECK constraint failed.
-    #[error("check constraint failed: {message}")]
+    #[error("check constraint failed: {message}{}", chunk_suffix(chunk))]
     Check {
         /// SQLite's message, which names the constraint.
         message: String,
+        /// The statement of a batch insert that failed, if it was one.
+        chunk: Option<BatchChunk>,
+    },
+
+    /// An argument is out of its accepted range (a limit, a paging cursor, ...).
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidInput {
+        /// What was invalid, e.g. "limit".
+        what: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is accepted instead.
+        reason: String,
     },
 
     /// A write was attempted on a read-only connection or a read-only database file.
@@ -126,6 +143,37 @@ pub enum Error {
     Database(#[source] DieselError),
 }
 
+/// Which statement of a batch insert failed: the whole batch was rolled back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchChunk {
+    /// Index of the failing statement, from 0.
+    pub index: usize,
+    /// Number of statements in the batch.
+    pub count: usize,
+    /// The rows of the input slice that statement inserted.
+    pub rows: std::ops::Range<usize>,
+}
+
+impl std::fmt::Display for BatchChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "batch statement {} of {} (rows {}..{}); the whole batch was rolled back",
+            self.index + 1,
+            self.count,
+            self.rows.start,
+            self.rows.end
+        )
+    }
+}
+
+fn chunk_suffix(chunk: &Option<BatchChunk>) -> String {
+    chunk
+        .as_ref()
+        .map(|c| format!(" in {c}"))
+        .unwrap_or_default()
+}
+
 impl Error {
     /// Builds a configuration error.
     pub(crate) fn config(
@@ -146,6 +194,25 @@ impl Error {
             op,
             path: path.into(),
             source,
+        }
+    }
+
+    /// Records which batch statement a constraint error came from.
+    pub(crate) fn in_chunk(self, at: BatchChunk) -> Self {
+        match self {
+            Error::Conflict { constraint, .. } => Error::Conflict {
+                constraint,
+                chunk: Some(at),
+            },
+            Error::ForeignKey { message, .. } => Error::ForeignKey {
+                message,
+                chunk: Some(at),
+            },
+            Error::Check { message, .. } => Error::Check {
+                message,
+                chunk: Some(at),
+            },
+            other => other,
         }
     }
 
@@ -191,9 +258,16 @@ impl From<DieselError> for Error {
                                     .map(|(_, rest)| rest.to_owned())
                             })
                             .unwrap_or(message),
+                        chunk: None,
                     },
-                    DatabaseErrorKind::ForeignKeyViolation => Error::ForeignKey { message },
-                    DatabaseErrorKind::CheckViolation => Error::Check { message },
+                    DatabaseErrorKind::ForeignKeyViolation => Error::ForeignKey {
+                        message,
+                        chunk: None,
+                    },
+                    DatabaseErrorKind::CheckViolation => Error::Check {
+                        message,
+                        chunk: None,
+                    },
                     DatabaseErrorKind::ReadOnlyTransaction => Error::ReadOnly { message },
                     _ if is_busy_message(&message) => Error::Busy,
                     _ if message.contains("readonly database") => Error::ReadOnly { message },
@@ -259,7 +333,7 @@ mod tests {
             DatabaseErrorKind::UniqueViolation,
             "UNIQUE constraint failed: users.email",
         )) {
-            Error::Conflict { constraint } => assert_eq!(constraint, "users.email"),
+            Error::Conflict { constraint, .. } => assert_eq!(constraint, "users.email"),
             other => panic!("unexpected {other:?}"),
         }
         assert!(matches!(

@@ -13,5 +13,3 @@ CREATE TABLE users (
 -- Keyset paging in creation order, optionally restricted to active users.
 CREATE INDEX users_created_at_id_idx ON users (created_at, id);
 CREATE INDEX users_active_created_at_id_idx ON users (active, created_at, id);
--- Name prefix filter (GLOB 'prefix*' uses a BINARY index).
-CREATE INDEX users_name_idx ON users (name);

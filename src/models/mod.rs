@@ -1,0 +1,106 @@
+//! diesel models, one file per table: a read model (`User`), an insert model that borrows its
+//! strings (`NewUser<'a>`) and a changeset (`UserChanges`).
+//!
+//! Insert models are declared with `#[diesel(treat_none_as_default_value = false)]`: only then
+//! does diesel insert a slice as one multi-row `INSERT ... VALUES (..), (..)` on SQLite
+//! (with the default it inserts row by row). Columns with a database default (`id`,
+//! timestamps) are left out of the insert models so the default applies.
+//!
+//! Changesets use `Option<T>` per column: `None` leaves the column as it is. For a nullable
+//! column the convention is `Option<Option<T>>`: `None` leaves it, `Some(None)` sets NULL,
+//! `Some(Some(v))` sets `v` (none of the current tables has a nullable column).
+
+mod post;
+mod user;
+
+pub use post::{NewPost, Post, PostChanges, PostId, PostWithAuthor};
+pub use user::{NewUser, User, UserChanges, UserId};
+
+use chrono::NaiveDateTime;
+use diesel::serialize::{IsNull, Output, ToSql};
+use diesel::sql_types::Timestamp;
+use diesel::sqlite::Sqlite;
+
+/// Declares a typed id: an `i64` newtype that diesel reads and binds as `BigInt`.
+macro_rules! typed_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            serde::Serialize, serde::Deserialize,
+            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl $name {
+            /// The raw row id.
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::BigInt, diesel::sqlite::Sqlite> for $name {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+            ) -> diesel::serialize::Result {
+                <i64 as diesel::serialize::ToSql<diesel::sql_types::BigInt, diesel::sqlite::Sqlite>>::to_sql(&self.0, out)
+            }
+        }
+
+        impl diesel::deserialize::FromSql<diesel::sql_types::BigInt, diesel::sqlite::Sqlite> for $name {
+            fn from_sql(
+                value: diesel::sqlite::SqliteValue<'_, '_, '_>,
+            ) -> diesel::deserialize::Result<Self> {
+                <i64 as diesel::deserialize::FromSql<diesel::sql_types::BigInt, diesel::sqlite::Sqlite>>::from_sql(value).map($name)
+            }
+        }
+    };
+}
+pub(crate) use typed_id;
+
+/// A timestamp bound in exactly the text form the migrations store
+/// (`YYYY-MM-DD HH:MM:SS.SSS`, UTC).
+///
+/// SQLite compares timestamps as text. diesel binds a `NaiveDateTime` as `%F %T%.f`, which
+/// drops the fraction of a whole second (`12:00:00` instead of `12:00:00.000`), and that
+/// sorts before the stored value of the same instant: a keyset cursor would then return its
+/// own row again. Binding the canonical form keeps comparisons exact (to the millisecond).
+#[derive(Clone, Copy, diesel::expression::AsExpression)]
+#[diesel(sql_type = Timestamp)]
+pub(crate) struct DbTimestamp(pub NaiveDateTime);
+
+impl DbTimestamp {
+    fn text(&self) -> String {
+        self.0.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+    }
+}
+
+/// Shows the bound text, so `debug_query` prints what SQLite compares.
+impl std::fmt::Debug for DbTimestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.text().fmt(f)
+    }
+}
+
+impl ToSql<Timestamp, Sqlite> for DbTimestamp {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> diesel::serialize::Result {
+        out.set_value(self.text());
+        Ok(IsNull::No)
+    }
+}
+
+impl DbTimestamp {
+    /// Now, in UTC, truncated to what the database stores.
+    pub(crate) fn now() -> DbTimestamp {
+        DbTimestamp(chrono::Utc::now().naive_utc())
+    }
+}
