@@ -469,10 +469,34 @@ fn open_first_connection(config: &Config, uri: &str) -> Result<(SqliteConnection
             tracing::info!(migrations = ?applied, "Database migrations applied");
         }
     }
+    check_writable(&mut conn)?;
     // Dry run of the role PRAGMAs; the writer's last so the connection stays writable.
     config.pragmas(Role::Read).apply(&mut conn)?;
     config.pragmas(Role::Write).apply(&mut conn)?;
     Ok((conn, mode))
+}
+
+#[derive(QueryableByName)]
+struct UserVersion {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    user_version: i32,
+}
+
+/// Fails with [`Error::ReadOnly`] when SQLite could open the database only for reading (an
+/// immutable or read-only file, `mode=ro`): better at open than at the first write.
+/// `BEGIN IMMEDIATE` alone succeeds on such a file in WAL mode, so this rewrites the header's
+/// `user_version` with its own value inside a transaction that is rolled back: nothing is
+/// written.
+fn check_writable(conn: &mut SqliteConnection) -> Result<()> {
+    let version = diesel::sql_query("PRAGMA user_version")
+        .get_result::<UserVersion>(conn)?
+        .user_version;
+    conn.batch_execute("BEGIN IMMEDIATE")?;
+    let probe = conn.batch_execute(&format!("PRAGMA user_version = {version}"));
+    let rollback = conn.batch_execute("ROLLBACK");
+    probe?;
+    rollback?;
+    Ok(())
 }
 
 /// Sets the journal mode. Retries while another connection holds the lock it needs, for up to

@@ -113,6 +113,14 @@ pub enum Error {
         message: String,
     },
 
+    /// The disk (or the file-size limit of the process) is full: the statement was rolled
+    /// back and every transaction committed before it is intact.
+    #[error("disk full: {message}; the statement was rolled back, committed data is intact")]
+    DiskFull {
+        /// SQLite's message.
+        message: String,
+    },
+
     /// Running the embedded migrations failed.
     #[error("Database migration failed: {0}")]
     Migration(String),
@@ -271,6 +279,9 @@ impl From<DieselError> for Error {
                     DatabaseErrorKind::ReadOnlyTransaction => Error::ReadOnly { message },
                     _ if is_busy_message(&message) => Error::Busy,
                     _ if message.contains("readonly database") => Error::ReadOnly { message },
+                    _ if message.contains("database or disk is full") => {
+                        Error::DiskFull { message }
+                    }
                     _ if message.contains("file is not a database")
                         || message.contains("database disk image is malformed") =>
                     {

@@ -1,0 +1,459 @@
+//! Hostile input, table-driven: each case names the exact outcome it expects and checks
+//! that nothing was created or lost.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+use std::process::Command;
+
+use diesel::prelude::*;
+use litedal::models::NewUser;
+use litedal::repo::{Limit, UserCursor, Users};
+use litedal::testing::TestDb;
+use litedal::{Config, Database, Error};
+
+/// The kinds of value the configuration variables take.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    PoolSize,
+    Bool,
+    Seconds { min: u64 },
+    Millis,
+    Kib,
+    MmapBytes,
+    WalLimit,
+    Pages,
+    Synchronous,
+    TempStore,
+    CheckpointMode,
+    Addr,
+}
+
+const VARIABLES: &[(&str, Kind)] = &[
+    ("DB_POOL_SIZE", Kind::PoolSize),
+    ("DB_READ_POOL_SIZE", Kind::PoolSize),
+    ("DB_WRITE_POOL_SIZE", Kind::PoolSize),
+    ("DB_SEPARATE_READ_WRITE", Kind::Bool),
+    ("DB_ENABLE_WAL", Kind::Bool),
+    ("DB_RUN_MIGRATIONS", Kind::Bool),
+    ("DB_POOL_TIMEOUT", Kind::Seconds { min: 1 }),
+    ("DB_CHECKPOINT_INTERVAL_SECS", Kind::Seconds { min: 0 }),
+    ("DB_BUSY_TIMEOUT_MS", Kind::Millis),
+    ("DB_SLOW_QUERY_MS", Kind::Millis),
+    ("DB_CACHE_SIZE_KIB", Kind::Kib),
+    ("DB_READ_CACHE_SIZE_KIB", Kind::Kib),
+    ("DB_WRITE_CACHE_SIZE_KIB", Kind::Kib),
+    ("DB_MMAP_SIZE", Kind::MmapBytes),
+    ("DB_READ_MMAP_SIZE", Kind::MmapBytes),
+    ("DB_WRITE_MMAP_SIZE", Kind::MmapBytes),
+    ("DB_WAL_SIZE_LIMIT", Kind::WalLimit),
+    ("DB_WAL_AUTOCHECKPOINT", Kind::Pages),
+    ("DB_SYNCHRONOUS", Kind::Synchronous),
+    ("DB_TEMP_STORE", Kind::TempStore),
+    ("DB_WAL_CHECKPOINT_MODE", Kind::CheckpointMode),
+    ("DB_METRICS_ADDR", Kind::Addr),
+];
+
+/// Values every variable must refuse, whatever its kind.
+const ALWAYS_BAD: &[&str] = &[
+    "",
+    "   ",
+    "-1",
+    "-0.5",
+    "1e3",
+    "NaN",
+    "ten",
+    "0x10",
+    "1 000",
+    "🦀",
+    "'; DROP TABLE users; --",
+];
+
+/// Per kind: values it must accept and values it must refuse (on top of `ALWAYS_BAD`).
+fn cases(kind: Kind) -> (Vec<&'static str>, Vec<&'static str>) {
+    match kind {
+        Kind::PoolSize => (
+            vec!["1", "7", "1024", " 3 "],
+            vec!["0", "1025", "99999999999999999999999"],
+        ),
+        Kind::Bool => (
+            vec!["true", "FALSE", "True", "1", "0", "yes", "No", "ON", "off"],
+            vec!["2", "truee", "y", "enable"],
+        ),
+        Kind::Seconds { min: 1 } => (vec!["1", "30", "3600"], vec!["0", "3601", "1.5", "30s"]),
+        Kind::Seconds { .. } => (vec!["0", "30", "86400"], vec!["86401", "1.5", "30s"]),
+        Kind::Millis => (vec!["0", "5000", "3600000"], vec!["3600001", "5s", "1.5"]),
+        Kind::Kib => (vec!["0", "2000", "16777216"], vec!["16777217", "2MB"]),
+        Kind::MmapBytes => (
+            vec!["0", "268435456", "2147418112"],
+            vec!["2147418113", "99999999999", "256MiB"],
+        ),
+        Kind::WalLimit => (
+            vec!["1", "67108864", "1099511627776"],
+            vec!["0", "1099511627777", "64MB"],
+        ),
+        Kind::Pages => (vec!["0", "1000", "1000000000"], vec!["1000000001", "1k"]),
+        Kind::Synchronous => (
+            vec!["off", "NORMAL", "Full", "extra"],
+            vec!["fast", "2", "normal;"],
+        ),
+        Kind::TempStore => (vec!["default", "FILE", "Memory"], vec!["disk", "2"]),
+        Kind::CheckpointMode => (
+            vec!["passive", "FULL", "Restart", "truncate"],
+            vec!["eager", "0"],
+        ),
+        Kind::Addr => (
+            vec!["127.0.0.1:8081", "[::1]:0", "0.0.0.0:9000"],
+            vec![
+                "localhost",
+                "localhost:8081",
+                "127.0.0.1",
+                "127.0.0.1:99999",
+                "http://127.0.0.1:8081",
+            ],
+        ),
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_configuration_variable_refuses_bad_values_and_opens_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/never.db", dir.path().display());
+    let mut tried = 0;
+    for (var, kind) in VARIABLES {
+        let (good, bad) = cases(*kind);
+        for value in ALWAYS_BAD.iter().chain(&bad) {
+            tried += 1;
+            let result = Config::from_vars([("DATABASE_URL", url.as_str()), (var, value)])
+                .and_then(Database::open);
+            match result {
+                Err(Error::Config {
+                    var: got,
+                    value: shown,
+                    reason,
+                }) => {
+                    assert_eq!(got, *var, "{var}={value:?}");
+                    assert_eq!(shown.trim(), value.trim(), "{var}={value:?}");
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("{var}={value:?}: expected Error::Config, got {other:?}"),
+            }
+        }
+        for value in good {
+            tried += 1;
+            let config = Config::from_vars([("DATABASE_URL", url.as_str()), (var, value)]);
+            assert!(config.is_ok(), "{var}={value:?}: {config:?}");
+        }
+        // Not UTF-8.
+        tried += 1;
+        let bytes = OsString::from_vec(vec![b'1', 0xff, 0xfe]);
+        match Config::from_vars([(OsString::from(var), bytes)]) {
+            Err(Error::Config {
+                var: got, reason, ..
+            }) => {
+                assert_eq!(got, *var);
+                assert!(reason.contains("UTF-8"), "{reason}");
+            }
+            other => panic!("{var} non-UTF-8: {other:?}"),
+        }
+    }
+    assert!(
+        entries(dir.path()).is_empty(),
+        "a refused configuration created files"
+    );
+    eprintln!("{tried} configuration values tried");
+}
+
+#[test]
+fn database_urls_that_cannot_work_are_refused_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "mongodb://h/db",
+        "redis://h",
+        "libsql://x.turso.io",
+        "postgresql://u:pw@h/db",
+        "ftp://h/x.db",
+        "HTTP://x",
+    ] {
+        assert!(
+            matches!(
+                Config::from_vars([("DATABASE_URL", url)]),
+                Err(Error::UnsupportedUrl { .. })
+            ),
+            "{url}"
+        );
+    }
+    for url in [
+        "",
+        " ",
+        "sqlite://",
+        "sqlite:",
+        "file:",
+        "file://remote-host/x.db",
+        "file:x.db%00",
+        "bad\0url",
+    ] {
+        assert!(
+            matches!(
+                Config::from_vars([("DATABASE_URL", url)]),
+                Err(Error::Config {
+                    var: "DATABASE_URL",
+                    ..
+                })
+            ),
+            "{url:?}"
+        );
+    }
+    // A directory instead of a file.
+    let err = Database::open(
+        Config::from_vars([("DATABASE_URL", dir.path().display().to_string())]).unwrap(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    // A path whose parent is a file.
+    let file = dir.path().join("plain.txt");
+    std::fs::write(&file, "x").unwrap();
+    let err = Database::open(
+        Config::from_vars([("DATABASE_URL", format!("{}/sub/x.db", file.display()))]).unwrap(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("plain.txt"), "{err}");
+    assert_eq!(entries(dir.path()), vec!["plain.txt"]);
+}
+
+/// Makes `path` unwritable for this process: chmod when not root; `chattr +i` as root (root
+/// ignores permission bits). Returns false when neither works here.
+fn make_unwritable(path: &Path) -> bool {
+    if unsafe { libc::geteuid() } != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if path.is_dir() { 0o555 } else { 0o444 };
+        return std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).is_ok();
+    }
+    Command::new("chattr")
+        .arg("+i")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn make_writable(path: &Path) {
+    if unsafe { libc::geteuid() } != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
+    } else {
+        let _ = Command::new("chattr").arg("-i").arg(path).status();
+    }
+}
+
+#[test]
+fn a_path_under_a_read_only_directory_is_a_clear_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    if !make_unwritable(&locked) {
+        eprintln!("SKIPPED: cannot make a directory read-only on this file system");
+        return;
+    }
+    let result = Database::open(
+        Config::from_vars([(
+            "DATABASE_URL",
+            format!("sqlite://{}/data/main.db", locked.display()),
+        )])
+        .unwrap(),
+    );
+    make_writable(&locked);
+    match result {
+        Err(Error::Io { path, .. }) => assert!(path.starts_with(&locked), "{}", path.display()),
+        other => panic!("{other:?}"),
+    }
+    assert!(entries(&locked).is_empty());
+}
+
+#[test]
+fn a_read_only_database_file_is_refused_and_kept() {
+    let test_db = TestDb::new().unwrap();
+    Users::insert(test_db.db(), &NewUser::new("kept", "kept@x.example")).unwrap();
+    let path = test_db.path().to_path_buf();
+    let keep_dir = path.parent().unwrap().to_path_buf();
+    drop(test_db.keep());
+    let before = std::fs::read(&path).unwrap();
+    if !make_unwritable(&path) {
+        eprintln!("SKIPPED: cannot make a file read-only on this file system");
+        std::fs::remove_dir_all(&keep_dir).unwrap();
+        return;
+    }
+    let result =
+        Database::open(Config::from_vars([("DATABASE_URL", path.display().to_string())]).unwrap());
+    make_writable(&path);
+    match result {
+        Err(Error::ReadOnly { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the file changed");
+    std::fs::remove_dir_all(&keep_dir).unwrap();
+}
+
+fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+/// A real litedal database file, closed, with one user in it.
+fn real_database_bytes() -> Vec<u8> {
+    let test_db = TestDb::new().unwrap();
+    Users::insert(test_db.db(), &NewUser::new("real", "real@x.example")).unwrap();
+    let path = test_db.path().to_path_buf();
+    let dir = path.parent().unwrap().to_path_buf();
+    drop(test_db.keep()); // closes the pools: the WAL is checkpointed into the file
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    bytes
+}
+
+#[test]
+fn files_that_are_not_sqlite_are_refused_and_left_untouched() {
+    let real = real_database_bytes();
+    assert!(real.len() > 8192, "{}", real.len());
+    let mut header_only = real[..100].to_vec();
+    header_only.extend(random_bytes(4000, 7));
+    let mut bad_magic = real.clone();
+    bad_magic[0] = b'X';
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("random bytes", random_bytes(64 * 1024, 42)),
+        (
+            "a text file",
+            b"name,email\nada,ada@example.com\n".repeat(200),
+        ),
+        ("a short text file", b"hello\n".to_vec()),
+        ("truncated to 50 bytes", real[..50].to_vec()),
+        ("truncated to its first page", real[..4096].to_vec()),
+        ("truncated to half", real[..real.len() / 2].to_vec()),
+        ("a header and garbage", header_only),
+        ("a damaged header", bad_magic),
+    ];
+    for (what, bytes) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("main.db");
+        std::fs::write(&path, &bytes).unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let result = Database::open(
+            Config::from_vars([("DATABASE_URL", path.display().to_string())]).unwrap(),
+        );
+        match result {
+            Err(Error::NotADatabase { path: p, .. }) => assert_eq!(p, path, "{what}"),
+            other => panic!("{what}: expected NotADatabase, got {other:?}"),
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{what}: the file changed"
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            modified,
+            "{what}"
+        );
+        assert_eq!(entries(dir.path()), vec!["main.db"], "{what}: stray files");
+    }
+}
+
+#[test]
+fn hostile_strings_round_trip_exactly() {
+    let db = TestDb::new().unwrap();
+    let megabyte: String = "0123456789abcdef".repeat(65_536);
+    let values = [
+        "'; DROP TABLE users; --".to_owned(),
+        "Robert'); DELETE FROM posts; --".to_owned(),
+        "quotes ' \" ` and backslash \\".to_owned(),
+        "nul \0 in the middle".to_owned(),
+        "\0".to_owned(),
+        "emoji 🦀🚀 and RTL \u{202e}txet".to_owned(),
+        "%_ LIKE wildcards %".to_owned(),
+        "line\nbreaks\r\nand\ttabs".to_owned(),
+        String::new(),
+        megabyte,
+    ];
+    for (i, value) in values.iter().enumerate() {
+        let email = format!("{value}#{i}@x.example");
+        let user = Users::insert(db.db(), &NewUser::new(value, &email)).unwrap();
+        let back = Users::find(db.db(), user.id).unwrap().unwrap();
+        assert_eq!(&back.name, value, "case {i}");
+        assert_eq!(back.email, email, "case {i}");
+        assert_eq!(
+            Users::find_by_email(db.db(), &email).unwrap().map(|u| u.id),
+            Some(user.id),
+            "case {i}"
+        );
+    }
+    assert_eq!(Users::count(db.db()).unwrap(), values.len() as i64);
+    // The injection attempts are data, not SQL: both tables are intact.
+    let posts: i64 = db
+        .read(|conn| Ok(litedal::schema::posts::table.count().get_result(conn)?))
+        .unwrap();
+    assert_eq!(posts, 0);
+    // A prefix filter with wildcards and quotes matches literally.
+    let found = Users::query().name_prefix("%_ LIKE").load(db.db()).unwrap();
+    assert_eq!(found.len(), 1);
+    let found = Users::query().name_prefix("'; DROP").load(db.db()).unwrap();
+    assert_eq!(found.len(), 1);
+}
+
+#[test]
+fn limits_and_cursors_out_of_range_are_typed_errors() {
+    for n in [0u32, 1001, 5000, u32::MAX] {
+        assert!(
+            matches!(
+                Limit::new(n),
+                Err(Error::InvalidInput { what: "limit", .. })
+            ),
+            "{n}"
+        );
+    }
+    for n in [i64::MIN, -1, 0, 1001, i64::MAX] {
+        assert!(Limit::try_from(n).is_err(), "{n}");
+    }
+    for token in [
+        "",
+        "abc",
+        "1",
+        "_",
+        "1_",
+        "_2",
+        "1_2_3",
+        "-1_-1",
+        "1_-1",
+        "99999999999999999999_1",
+        "1_99999999999999999999",
+        "8640000000000001_1",
+    ] {
+        assert!(
+            matches!(
+                UserCursor::from_token(token),
+                Err(Error::InvalidInput { .. })
+            ),
+            "{token:?}"
+        );
+    }
+    // A valid cursor far beyond the data is an empty page, not an error.
+    let db = TestDb::new().unwrap();
+    Users::insert(db.db(), &NewUser::new("a", "a@x.example")).unwrap();
+    let far = UserCursor::from_token("253402300799000_9223372036854775807").unwrap();
+    let page = Users::query().after(far).page(db.db()).unwrap();
+    assert!(page.items.is_empty() && page.next.is_none());
+}
