@@ -4,9 +4,13 @@
 pub mod config;
 pub mod database;
 pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod migrate;
 pub mod pragmas;
 #[allow(missing_docs)]
 pub mod schema;
+pub mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod url;
@@ -14,5 +18,14 @@ pub mod url;
 pub use config::{Config, ConfigBuilder, MIGRATIONS, Migrations};
 pub use database::{Database, PooledConnection};
 pub use error::{Error, Result};
+pub use health::{
+    HealthCheck, HealthReport, HealthStatus, HealthThresholds, Limits, Measured, Threshold,
+};
+#[cfg(feature = "metrics-server")]
+pub use metrics::MetricsServer;
 pub use pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
+pub use stats::{
+    ConnectionStats, FileStats, PoolName, PoolStats, QueryStats, TransactionCounts,
+    TransactionStats,
+};
 pub use url::DatabaseLocation;
