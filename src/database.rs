@@ -12,7 +12,9 @@ use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+#[cfg(feature = "metrics-server")]
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -78,9 +80,11 @@ pub(crate) struct Inner {
 }
 
 /// A [`Database`] that does not keep it open (for the metrics endpoint's thread).
+#[cfg(feature = "metrics-server")]
 #[derive(Clone)]
 pub(crate) struct WeakDatabase(Weak<Inner>);
 
+#[cfg(feature = "metrics-server")]
 impl WeakDatabase {
     /// The database, unless its last clone was dropped.
     pub(crate) fn upgrade(&self) -> Option<Database> {
@@ -273,7 +277,7 @@ impl Database {
     }
 
     /// A handle that does not keep the database open.
-    #[cfg_attr(not(feature = "metrics-server"), allow(dead_code))]
+    #[cfg(feature = "metrics-server")]
     pub(crate) fn downgrade(&self) -> WeakDatabase {
         WeakDatabase(Arc::downgrade(&self.inner))
     }
@@ -681,6 +685,12 @@ fn build_pool(
                 waited: config.pool_timeout(),
             }
         })?;
-    tracing::info!(role = %role, size, "Database pool created");
+    tracing::info!(
+        role = %role,
+        size,
+        instrumented = metrics.enabled(),
+        slow_query_ms = config.slow_query().map(|d| d.as_millis() as u64),
+        "Database pool created"
+    );
     Ok(pool)
 }

@@ -296,13 +296,27 @@ fn stats_tables(db: &Database, stats: &ConnectionStats) -> String {
     out
 }
 
+/// A number with at most three decimals, without trailing zeros.
+fn trimmed(value: f64) -> String {
+    let text = format!("{value:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text.is_empty() || text == "-" {
+        "0".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
 /// A check's value (or limit) in its unit, for people.
 fn human(value: f64, unit: &str) -> String {
+    const KIB: f64 = 1024.0;
     match unit {
-        "seconds" => format!("{:.3} ms", value * 1e3),
-        "percent" => format!("{value:.1} %"),
+        "seconds" => format!("{} ms", trimmed(value * 1e3)),
+        "percent" => format!("{} %", trimmed(value)),
+        "bytes" if value >= KIB * KIB => format!("{} MiB", trimmed(value / (KIB * KIB))),
+        "bytes" if value >= KIB => format!("{} KiB", trimmed(value / KIB)),
         "bytes" => format!("{value} B"),
-        _ => value.to_string(),
+        _ => trimmed(value),
     }
 }
 
@@ -310,12 +324,14 @@ fn threshold_text(check: &HealthCheck) -> String {
     match &check.threshold {
         Threshold::Expected { expected } => format!("expected {expected}"),
         Threshold::Limits(limits) => {
-            let show =
-                |v: Option<f64>| v.map_or_else(|| "off".to_owned(), |v| human(v, check.unit));
+            let show = |level: &str, v: Option<f64>| match v {
+                Some(v) => format!("{level} >= {}", human(v, check.unit)),
+                None => format!("{level} off"),
+            };
             format!(
-                "degraded at {}, unhealthy at {}",
-                show(limits.degraded_at),
-                show(limits.unhealthy_at)
+                "{}, {}",
+                show("degraded", limits.degraded_at),
+                show("unhealthy", limits.unhealthy_at)
             )
         }
     }
