@@ -149,6 +149,26 @@ struct JournalMode {
 }
 
 #[derive(QueryableByName)]
+struct ReadProbe {
+    #[diesel(sql_type = Text)]
+    journal_mode: String,
+    #[diesel(sql_type = BigInt)]
+    #[allow(dead_code)]
+    objects: i64,
+}
+
+/// The health check's read probe: reads the schema (so the file is really read, under a
+/// read lock) and returns the journal mode in force.
+pub(crate) fn read_probe(conn: &mut SqliteConnection) -> QueryResult<String> {
+    diesel::sql_query(
+        "SELECT (SELECT journal_mode FROM pragma_journal_mode()) AS journal_mode, \
+         (SELECT count(*) FROM sqlite_schema) AS objects",
+    )
+    .get_result::<ReadProbe>(conn)
+    .map(|probe| probe.journal_mode)
+}
+
+#[derive(QueryableByName)]
 struct PageCounts {
     #[diesel(sql_type = BigInt)]
     page_size: i64,

@@ -18,8 +18,6 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
 use serde::Serialize;
 
 use crate::database::Database;
@@ -111,6 +109,7 @@ impl<T> Limits<T> {
 /// [`ConfigBuilder::health_thresholds`](crate::ConfigBuilder::health_thresholds) or the
 /// `DB_HEALTH_*` variables. The defaults are in the module documentation.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct HealthThresholds {
     /// Read round trip (`DB_HEALTH_READ_LATENCY_MS`); default 100 ms / 1 s.
     pub read_latency: Limits<Duration>,
@@ -187,6 +186,7 @@ impl fmt::Display for Threshold {
 
 /// One graded measurement.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct HealthCheck {
     /// A stable name: `read_latency`, `write_latency`, `pool_utilization`, `wal_size`,
     /// `journal_mode`.
@@ -251,6 +251,7 @@ impl HealthCheck {
 
 /// The result of [`Database::health`]: every check and the worst status among them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct HealthReport {
     /// The worst status of any check.
     pub status: HealthStatus,
@@ -278,15 +279,6 @@ impl HealthReport {
     pub fn check(&self, name: &str) -> Option<&HealthCheck> {
         self.checks.iter().find(|c| c.name == name)
     }
-}
-
-#[derive(QueryableByName)]
-struct ReadProbe {
-    #[diesel(sql_type = Text)]
-    journal_mode: String,
-    #[diesel(sql_type = BigInt)]
-    #[allow(dead_code)]
-    objects: i64,
 }
 
 fn seconds_limits(limits: &Limits<Duration>) -> Limits<f64> {
@@ -323,17 +315,11 @@ impl Database {
             expected: expected_mode.to_owned(),
         };
         let started = Instant::now();
-        let probe = self.read(|conn| {
-            Ok(diesel::sql_query(
-                "SELECT (SELECT journal_mode FROM pragma_journal_mode()) AS journal_mode, \
-                 (SELECT count(*) FROM sqlite_schema) AS objects",
-            )
-            .get_result::<ReadProbe>(conn)?)
-        });
+        let probe = self.read(|conn| Ok(crate::database::read_probe(conn)?));
         let elapsed = started.elapsed();
         match probe {
-            Ok(probe) => {
-                let ok = probe.journal_mode.eq_ignore_ascii_case(expected_mode);
+            Ok(journal_mode) => {
+                let ok = journal_mode.eq_ignore_ascii_case(expected_mode);
                 let journal = HealthCheck {
                     name: "journal_mode",
                     // Still serving, but readers and writers now block each other.
@@ -348,10 +334,10 @@ impl Database {
                         format!(
                             "journal_mode is {} but litedal configured {expected_mode}; \
                              another program changed it",
-                            probe.journal_mode
+                            journal_mode
                         )
                     },
-                    value: Some(Measured::Text(probe.journal_mode)),
+                    value: Some(Measured::Text(journal_mode)),
                     unit: "",
                     threshold: journal_threshold,
                 };

@@ -86,6 +86,7 @@ impl fmt::Display for PoolName {
 /// # Ok::<(), litedal::Error>(())
 /// ```
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ConnectionStats {
     /// False when the configuration turned the checkout and statement counters off
     /// ([`ConfigBuilder::instrumentation`](crate::ConfigBuilder::instrumentation)); they then
@@ -114,6 +115,7 @@ impl ConnectionStats {
 
 /// Statistics of one pool (or of all pools, in [`ConnectionStats::total`]).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct PoolStats {
     /// Which pool.
     pub pool: PoolName,
@@ -156,6 +158,7 @@ pub struct PoolStats {
 ///
 /// Every statement counts, including the `BEGIN`/`COMMIT` around a transaction.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct QueryStats {
     /// Statements finished (successfully or not).
     pub queries: u64,
@@ -175,6 +178,7 @@ pub struct QueryStats {
 
 /// Transactions by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct TransactionStats {
     /// Read transactions ([`Database::read`]).
     pub read: TransactionCounts,
@@ -194,6 +198,7 @@ pub struct TransactionCounts {
 
 /// Sizes of the database files, read when the statistics are taken.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct FileStats {
     /// Size of the database file.
     pub database_bytes: u64,
