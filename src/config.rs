@@ -11,6 +11,7 @@ use std::time::Duration;
 use diesel_migrations::EmbeddedMigrations;
 
 use crate::error::{Error, Result};
+use crate::health::{HealthThresholds, Limits};
 use crate::pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
 use crate::url::{DatabaseLocation, parse_database_url};
 
@@ -150,6 +151,26 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "true",
         "run the embedded migrations at open",
     ),
+    (
+        "DB_HEALTH_READ_LATENCY_MS",
+        "100,1000",
+        "health: read round trip (ms) at which the database is degraded[,unhealthy]; off = no such level",
+    ),
+    (
+        "DB_HEALTH_WRITE_LATENCY_MS",
+        "500,5000",
+        "health: write round trip (ms) at which the database is degraded[,unhealthy]; off = no such level",
+    ),
+    (
+        "DB_HEALTH_POOL_UTILIZATION",
+        "90,off",
+        "health: busiest pool's utilization (percent, 0..=100) at which it is degraded[,unhealthy]",
+    ),
+    (
+        "DB_HEALTH_WAL_SIZE_BYTES",
+        "DB_WAL_SIZE_LIMIT,4 x DB_WAL_SIZE_LIMIT",
+        "health: WAL file size (bytes) at which the database is degraded[,unhealthy]",
+    ),
 ];
 
 const MAX_POOL_SIZE: u64 = 1024;
@@ -183,6 +204,8 @@ pub struct Config {
     run_migrations: bool,
     migrations: Migrations,
     write_gate: bool,
+    instrumentation: bool,
+    health_thresholds: HealthThresholds,
 }
 
 impl Config {
@@ -222,21 +245,7 @@ impl Config {
         K: AsRef<OsStr>,
         V: AsRef<OsStr>,
     {
-        let mut builder = ConfigBuilder::default();
-        for (name, value) in vars {
-            let Some(name) = name.as_ref().to_str() else {
-                continue;
-            };
-            let known = ENV_VARS.iter().find(|(var, _, _)| *var == name);
-            match known {
-                Some((var, _, _)) => builder.set_var(var, value.as_ref())?,
-                None if name.starts_with("DB_") => {
-                    tracing::warn!(variable = name, "Database config: unknown variable ignored");
-                }
-                None => {}
-            }
-        }
-        builder.build()
+        ConfigBuilder::from_vars(vars)?.build()
     }
 
     /// `DATABASE_URL` as given.
@@ -319,6 +328,16 @@ impl Config {
         self.write_gate
     }
 
+    /// True when checkouts and statements are counted and timed (the default).
+    pub fn instrumentation(&self) -> bool {
+        self.instrumentation
+    }
+
+    /// The thresholds [`Database::health`](crate::Database::health) grades against.
+    pub fn health_thresholds(&self) -> &HealthThresholds {
+        &self.health_thresholds
+    }
+
     /// The PRAGMAs applied to every connection of `role`.
     pub fn pragmas(&self, role: Role) -> Pragmas {
         let (cache_size_kib, mmap_size) = match role {
@@ -380,6 +399,11 @@ pub struct ConfigBuilder {
     run_migrations: bool,
     migrations: Migrations,
     write_gate: bool,
+    instrumentation: bool,
+    health_read_latency: Option<Limits<Duration>>,
+    health_write_latency: Option<Limits<Duration>>,
+    health_pool_utilization: Option<Limits<f64>>,
+    health_wal_size: Option<Limits<u64>>,
 }
 
 impl Default for ConfigBuilder {
@@ -410,6 +434,11 @@ impl Default for ConfigBuilder {
             run_migrations: true,
             migrations: Migrations(&MIGRATIONS),
             write_gate: true,
+            instrumentation: true,
+            health_read_latency: None,
+            health_write_latency: None,
+            health_pool_utilization: None,
+            health_wal_size: None,
         }
     }
 }
@@ -461,6 +490,46 @@ impl Value<'_> {
         }
     }
 
+    /// `DEGRADED[,UNHEALTHY]`, each a whole number from `min` to `max` or `off`; one number
+    /// leaves the unhealthy level off.
+    fn limits(&self, min: u64, max: u64, unit: &str) -> Result<Limits<u64>> {
+        let text = self.text()?;
+        let reason = || {
+            format!(
+                "accepted: DEGRADED[,UNHEALTHY], each a whole number of {unit} from {min} to {max} \
+                 or `off`, the first not above the second, e.g. `{min},{max}`"
+            )
+        };
+        let parse = |part: &str| -> Result<Option<u64>> {
+            let part = part.trim();
+            if part.eq_ignore_ascii_case("off") {
+                return Ok(None);
+            }
+            match part.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(Error::config(self.var, text, reason())),
+            }
+        };
+        let mut parts = text.split(',');
+        let degraded_at = parse(parts.next().unwrap_or_default())?;
+        let unhealthy_at = match parts.next() {
+            Some(part) => parse(part)?,
+            None => None,
+        };
+        if parts.next().is_some() {
+            return Err(Error::config(self.var, text, reason()));
+        }
+        if let (Some(d), Some(u)) = (degraded_at, unhealthy_at) {
+            if d > u {
+                return Err(Error::config(self.var, text, reason()));
+            }
+        }
+        Ok(Limits {
+            degraded_at,
+            unhealthy_at,
+        })
+    }
+
     fn keyword<T>(&self, parse: fn(&str) -> Option<T>, accepted: &[&str]) -> Result<T> {
         let text = self.text()?;
         parse(text).ok_or_else(|| {
@@ -474,6 +543,44 @@ impl Value<'_> {
 }
 
 impl ConfigBuilder {
+    /// A builder holding the defaults overridden by the process environment, for code that
+    /// reads the environment and then changes a setting (as the `litedal` CLI does).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for the first bad value (URLs are checked in [`build`](Self::build)).
+    pub fn from_env() -> Result<ConfigBuilder> {
+        ConfigBuilder::from_vars(std::env::vars_os())
+    }
+
+    /// Like [`ConfigBuilder::from_env`], from the given name/value pairs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for the first bad value.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<ConfigBuilder>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        let mut builder = ConfigBuilder::default();
+        for (name, value) in vars {
+            let Some(name) = name.as_ref().to_str() else {
+                continue;
+            };
+            let known = ENV_VARS.iter().find(|(var, _, _)| *var == name);
+            match known {
+                Some((var, _, _)) => builder.set_var(var, value.as_ref())?,
+                None if name.starts_with("DB_") => {
+                    tracing::warn!(variable = name, "Database config: unknown variable ignored");
+                }
+                None => {}
+            }
+        }
+        Ok(builder)
+    }
+
     /// Applies one environment variable by name.
     fn set_var(&mut self, var: &'static str, raw: &OsStr) -> Result<()> {
         let v = Value { var, raw };
@@ -544,6 +651,26 @@ impl ConfigBuilder {
                 })?)
             }
             "DB_RUN_MIGRATIONS" => self.run_migrations = v.boolean()?,
+            "DB_HEALTH_READ_LATENCY_MS" => {
+                self.health_read_latency = Some(
+                    v.limits(0, 3_600_000, "milliseconds")?
+                        .map(|&ms| Duration::from_millis(ms)),
+                )
+            }
+            "DB_HEALTH_WRITE_LATENCY_MS" => {
+                self.health_write_latency = Some(
+                    v.limits(0, 3_600_000, "milliseconds")?
+                        .map(|&ms| Duration::from_millis(ms)),
+                )
+            }
+            "DB_HEALTH_POOL_UTILIZATION" => {
+                #[allow(clippy::cast_precision_loss)]
+                let limits = v.limits(0, 100, "percent")?.map(|&p| p as f64);
+                self.health_pool_utilization = Some(limits)
+            }
+            "DB_HEALTH_WAL_SIZE_BYTES" => {
+                self.health_wal_size = Some(v.limits(1, 1 << 42, "bytes")?)
+            }
             _ => {}
         }
         Ok(())
@@ -697,6 +824,114 @@ impl ConfigBuilder {
         self
     }
 
+    /// Whether checkouts and statements are counted and timed for
+    /// [`Database::connection_stats`](crate::Database::connection_stats) and `/metrics`;
+    /// default true. Off, the pools get no event handler and connections no diesel
+    /// instrumentation: the counters stay zero and no slow query is logged
+    /// (`DB_SLOW_QUERY_MS` has no effect). Exists to measure what instrumentation costs
+    /// (`examples/instrumentation_overhead.rs`); there is no environment variable for it.
+    pub fn instrumentation(mut self, enabled: bool) -> Self {
+        self.instrumentation = enabled;
+        self
+    }
+
+    /// `DB_HEALTH_READ_LATENCY_MS`: read round trip at which health is degraded / unhealthy;
+    /// default 100 ms / 1 s.
+    pub fn health_read_latency(mut self, limits: Limits<Duration>) -> Self {
+        self.health_read_latency = Some(limits);
+        self
+    }
+
+    /// `DB_HEALTH_WRITE_LATENCY_MS`: write round trip at which health is degraded / unhealthy;
+    /// default 500 ms / 5 s.
+    pub fn health_write_latency(mut self, limits: Limits<Duration>) -> Self {
+        self.health_write_latency = Some(limits);
+        self
+    }
+
+    /// `DB_HEALTH_POOL_UTILIZATION`: busiest pool's utilization in percent (0 to 100) at which
+    /// health is degraded / unhealthy; default 90 / off.
+    pub fn health_pool_utilization(mut self, limits: Limits<f64>) -> Self {
+        self.health_pool_utilization = Some(limits);
+        self
+    }
+
+    /// `DB_HEALTH_WAL_SIZE_BYTES`: WAL file size at which health is degraded / unhealthy;
+    /// default `DB_WAL_SIZE_LIMIT` / 4 x `DB_WAL_SIZE_LIMIT`.
+    pub fn health_wal_size(mut self, limits: Limits<u64>) -> Self {
+        self.health_wal_size = Some(limits);
+        self
+    }
+
+    /// All health thresholds at once (see the setters above for each).
+    pub fn health_thresholds(self, thresholds: HealthThresholds) -> Self {
+        self.health_read_latency(thresholds.read_latency)
+            .health_write_latency(thresholds.write_latency)
+            .health_pool_utilization(thresholds.pool_utilization)
+            .health_wal_size(thresholds.wal_size)
+    }
+
+    /// The health thresholds: the ones set, the defaults for the rest, validated.
+    fn resolve_health(&self) -> Result<HealthThresholds> {
+        let defaults = HealthThresholds::defaults(self.wal_size_limit);
+        let ordered = |var: &'static str, d: Option<f64>, u: Option<f64>, max: f64, unit: &str| {
+            let show = |v: Option<f64>| v.map_or_else(|| "off".to_owned(), |v| v.to_string());
+            let ok = |v: Option<f64>| v.is_none_or(|v| (0.0..=max).contains(&v));
+            if ok(d) && ok(u) && !matches!((d, u), (Some(d), Some(u)) if d > u) {
+                Ok(())
+            } else {
+                Err(Error::config(
+                    var,
+                    format!("{},{}", show(d), show(u)),
+                    format!(
+                        "accepted: thresholds from 0 to {max} {unit}, the degraded one not above \
+                         the unhealthy one"
+                    ),
+                ))
+            }
+        };
+        let secs = |l: &Limits<Duration>| {
+            (
+                l.degraded_at.map(|d| d.as_secs_f64()),
+                l.unhealthy_at.map(|d| d.as_secs_f64()),
+            )
+        };
+        let t = HealthThresholds {
+            read_latency: self.health_read_latency.unwrap_or(defaults.read_latency),
+            write_latency: self.health_write_latency.unwrap_or(defaults.write_latency),
+            pool_utilization: self
+                .health_pool_utilization
+                .unwrap_or(defaults.pool_utilization),
+            wal_size: self.health_wal_size.unwrap_or(defaults.wal_size),
+        };
+        let (d, u) = secs(&t.read_latency);
+        ordered("DB_HEALTH_READ_LATENCY_MS", d, u, 3600.0, "seconds")?;
+        let (d, u) = secs(&t.write_latency);
+        ordered("DB_HEALTH_WRITE_LATENCY_MS", d, u, 3600.0, "seconds")?;
+        let p = &t.pool_utilization;
+        ordered(
+            "DB_HEALTH_POOL_UTILIZATION",
+            p.degraded_at,
+            p.unhealthy_at,
+            100.0,
+            "percent",
+        )?;
+        #[allow(clippy::cast_precision_loss)]
+        let (d, u) = (
+            t.wal_size.degraded_at.map(|b| b as f64),
+            t.wal_size.unhealthy_at.map(|b| b as f64),
+        );
+        ordered(
+            "DB_HEALTH_WAL_SIZE_BYTES",
+            d,
+            u,
+            // 4 x the largest DB_WAL_SIZE_LIMIT, the largest default.
+            (1u64 << 42) as f64,
+            "bytes",
+        )?;
+        Ok(t)
+    }
+
     /// Validates every value and derives the pool sizes.
     ///
     /// # Errors
@@ -800,6 +1035,7 @@ impl ConfigBuilder {
                 "accepted: 0 (off) to 86400 seconds",
             ));
         }
+        let health_thresholds = self.resolve_health()?;
         Ok(Config {
             location,
             database_url: self.database_url,
@@ -842,6 +1078,8 @@ impl ConfigBuilder {
             run_migrations: self.run_migrations,
             migrations: self.migrations,
             write_gate: self.write_gate,
+            instrumentation: self.instrumentation,
+            health_thresholds,
         })
     }
 }

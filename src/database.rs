@@ -11,14 +11,16 @@ use std::fs::{DirBuilder, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+#[cfg(feature = "metrics-server")]
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::ConnectionManager;
-use diesel::sql_types::Text;
+use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::MigrationHarness;
 use parking_lot::Mutex;
@@ -26,11 +28,12 @@ use parking_lot::Mutex;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pragmas::{PragmaCustomizer, Role};
+use crate::stats::{FileStats, InstrumentingCustomizer, Metrics, PoolEventHandler};
 
 /// A connection checked out of one of the pools; returns to its pool when dropped.
 pub type PooledConnection = diesel::r2d2::PooledConnection<ConnectionManager<SqliteConnection>>;
 
-type SqlitePool = diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>;
+pub(crate) type SqlitePool = diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>;
 
 /// The database: the read and write pools of one SQLite file.
 ///
@@ -55,7 +58,10 @@ pub struct Database {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
+    /// Dropped first, so the endpoint stops (and its thread is joined) before the pools close.
+    #[cfg(feature = "metrics-server")]
+    metrics_server: Mutex<Option<crate::metrics::MetricsServer>>,
     config: Config,
     write_pool: SqlitePool,
     /// The write pool itself when one pool serves both roles.
@@ -64,8 +70,26 @@ struct Inner {
     /// gate is disabled and SQLite's busy handler arbitrates alone.
     write_gate: Option<Mutex<()>>,
     journal_mode: String,
+    /// Counters behind `connection_stats()`, shared with the pools' handlers.
+    metrics: Arc<Metrics>,
+    /// A connection outside the pools for the PRAGMAs of `connection_stats()`, opened on first
+    /// use, so that taking statistics does not move the pools' counters.
+    monitor: Mutex<Option<SqliteConnection>>,
     /// Keeps an in-memory database alive while the pool recycles its connection.
     _memory_anchor: Option<std::sync::Mutex<SqliteConnection>>,
+}
+
+/// A [`Database`] that does not keep it open (for the metrics endpoint's thread).
+#[cfg(feature = "metrics-server")]
+#[derive(Clone)]
+pub(crate) struct WeakDatabase(Weak<Inner>);
+
+#[cfg(feature = "metrics-server")]
+impl WeakDatabase {
+    /// The database, unless its last clone was dropped.
+    pub(crate) fn upgrade(&self) -> Option<Database> {
+        self.0.upgrade().map(|inner| Database { inner })
+    }
 }
 
 impl std::fmt::Debug for Database {
@@ -124,6 +148,36 @@ struct JournalMode {
     journal_mode: String,
 }
 
+#[derive(QueryableByName)]
+struct ReadProbe {
+    #[diesel(sql_type = Text)]
+    journal_mode: String,
+    #[diesel(sql_type = BigInt)]
+    #[allow(dead_code)]
+    objects: i64,
+}
+
+/// The health check's read probe: reads the schema (so the file is really read, under a
+/// read lock) and returns the journal mode in force.
+pub(crate) fn read_probe(conn: &mut SqliteConnection) -> QueryResult<String> {
+    diesel::sql_query(
+        "SELECT (SELECT journal_mode FROM pragma_journal_mode()) AS journal_mode, \
+         (SELECT count(*) FROM sqlite_schema) AS objects",
+    )
+    .get_result::<ReadProbe>(conn)
+    .map(|probe| probe.journal_mode)
+}
+
+#[derive(QueryableByName)]
+struct PageCounts {
+    #[diesel(sql_type = BigInt)]
+    page_size: i64,
+    #[diesel(sql_type = BigInt)]
+    page_count: i64,
+    #[diesel(sql_type = BigInt)]
+    freelist_count: i64,
+}
+
 impl Database {
     /// Opens (creating if needed) the database that `config` describes.
     ///
@@ -135,6 +189,15 @@ impl Database {
     /// past the busy timeout, [`Error::Migration`], or [`Error::PoolTimeout`] when the pools
     /// cannot be filled.
     pub fn open(config: Config) -> Result<Database> {
+        #[cfg(not(feature = "metrics-server"))]
+        if let Some(addr) = config.metrics_addr() {
+            return Err(Error::config(
+                "DB_METRICS_ADDR",
+                addr.to_string(),
+                "litedal was built without its `metrics-server` feature; unset the variable \
+                 or enable the feature",
+            ));
+        }
         let started = Instant::now();
         let path = config.location().path().map(Path::to_path_buf);
         if let Some(path) = &path {
@@ -147,9 +210,19 @@ impl Database {
             Err(e) => return Err(e.with_path(path.as_deref().unwrap_or(Path::new(":memory:")))),
         };
 
-        let write_pool = build_pool(&config, Role::Write, config.write_pool_size(), &uri)?;
+        let metrics = Arc::new(Metrics::new(
+            config.separate_read_write(),
+            config.instrumentation(),
+        ));
+        let write_pool = build_pool(
+            &config,
+            Role::Write,
+            config.write_pool_size(),
+            &uri,
+            &metrics,
+        )?;
         let read_pool = if config.separate_read_write() {
-            build_pool(&config, Role::Read, config.read_pool_size(), &uri)?
+            build_pool(&config, Role::Read, config.read_pool_size(), &uri, &metrics)?
         } else {
             write_pool.clone()
         };
@@ -172,16 +245,141 @@ impl Database {
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "Database opened"
         );
-        Ok(Database {
+        let metrics_addr = config.metrics_addr();
+        let db = Database {
             inner: Arc::new(Inner {
+                #[cfg(feature = "metrics-server")]
+                metrics_server: Mutex::new(None),
                 write_gate: config.write_gate().then(|| Mutex::new(())),
                 config,
                 write_pool,
                 read_pool,
                 journal_mode,
+                metrics,
+                monitor: Mutex::new(None),
                 _memory_anchor: memory_anchor,
             }),
+        };
+        #[cfg(feature = "metrics-server")]
+        if let Some(addr) = metrics_addr {
+            let server = crate::metrics::MetricsServer::start(&db, addr)?;
+            *db.inner.metrics_server.lock() = Some(server);
+        }
+        #[cfg(not(feature = "metrics-server"))]
+        let _ = metrics_addr;
+        Ok(db)
+    }
+
+    /// The address the `/metrics` + `/health` endpoint listens on, when `DB_METRICS_ADDR` is
+    /// set and the endpoint is running (with port 0 in the setting, the port picked).
+    #[cfg(feature = "metrics-server")]
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner
+            .metrics_server
+            .lock()
+            .as_ref()
+            .map(crate::metrics::MetricsServer::local_addr)
+    }
+
+    /// Stops the `/metrics` + `/health` endpoint started by [`Database::open`] and waits for
+    /// its thread to end; returns false when none was running. Dropping the last clone of the
+    /// `Database` does the same.
+    #[cfg(feature = "metrics-server")]
+    pub fn shutdown_metrics_server(&self) -> bool {
+        let server = self.inner.metrics_server.lock().take();
+        match server {
+            Some(server) => {
+                server.shutdown();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A handle that does not keep the database open.
+    #[cfg(feature = "metrics-server")]
+    pub(crate) fn downgrade(&self) -> WeakDatabase {
+        WeakDatabase(Arc::downgrade(&self.inner))
+    }
+
+    /// The pool that serves `role`.
+    pub(crate) fn pool(&self, role: Role) -> &SqlitePool {
+        match role {
+            Role::Read => &self.inner.read_pool,
+            Role::Write => &self.inner.write_pool,
+        }
+    }
+
+    /// The counters behind `connection_stats()`.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The `-wal` file of the database, or `None` in memory.
+    pub(crate) fn wal_path(&self) -> Option<PathBuf> {
+        self.path().map(|path| {
+            let mut wal = path.as_os_str().to_owned();
+            wal.push("-wal");
+            PathBuf::from(wal)
         })
+    }
+
+    /// File sizes and page counts, or `None` in memory. Failures are logged and leave the
+    /// figure out rather than failing the statistics.
+    pub(crate) fn file_stats(&self) -> Option<FileStats> {
+        let path = self.path()?;
+        let size = |path: &Path| match std::fs::metadata(path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == ErrorKind::NotFound => 0,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "Database statistics: file size unreadable");
+                0
+            }
+        };
+        let mut files = FileStats {
+            database_bytes: size(path),
+            wal_bytes: self.wal_path().map_or(0, |wal| size(&wal)),
+            ..FileStats::default()
+        };
+        match self.page_counts() {
+            Ok(counts) => {
+                let positive = |n: i64| u64::try_from(n).ok();
+                files.page_size = positive(counts.page_size);
+                files.page_count = positive(counts.page_count);
+                files.freelist_count = positive(counts.freelist_count);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Database statistics: page counts unreadable");
+            }
+        }
+        Some(files)
+    }
+
+    /// `page_size`, `page_count` and `freelist_count`, read on the monitoring connection.
+    fn page_counts(&self) -> Result<PageCounts> {
+        let mut monitor = self.inner.monitor.lock();
+        let conn = match &mut *monitor {
+            Some(conn) => conn,
+            slot => {
+                let mut conn =
+                    SqliteConnection::establish(&self.inner.config.location().sqlite_uri())?;
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA query_only = ON",
+                    self.inner.config.busy_timeout().as_millis()
+                ))?;
+                slot.insert(conn)
+            }
+        };
+        let result = diesel::sql_query(
+            "SELECT p.page_size, c.page_count, f.freelist_count \
+             FROM pragma_page_size() AS p, pragma_page_count() AS c, pragma_freelist_count() AS f",
+        )
+        .get_result::<PageCounts>(conn);
+        if result.is_err() {
+            // Reopen next time rather than keep a connection in an unknown state.
+            *monitor = None;
+        }
+        Ok(result?)
     }
 
     /// Opens the database configured by the environment ([`Config::from_env`]).
@@ -275,7 +473,12 @@ impl Database {
             None => None,
         };
         let mut conn = self.checkout(Role::Write)?;
-        let result = run_immediate(&mut conn, self.inner.config.busy_timeout(), f);
+        let result = run_immediate(
+            &mut conn,
+            self.inner.config.busy_timeout(),
+            f,
+            &self.inner.metrics,
+        );
         if let Err(Error::Busy) = &result {
             tracing::warn!("Database busy: write lock not acquired within the busy timeout");
         }
@@ -298,11 +501,25 @@ impl Database {
     {
         let mut pooled = self.checkout(Role::Read)?;
         let conn: &mut SqliteConnection = &mut pooled;
-        let result = catch_unwind(AssertUnwindSafe(|| conn.transaction(f)));
+        let mut began = false;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            conn.transaction(|conn| {
+                began = true;
+                f(conn)
+            })
+        }));
         match result {
-            Ok(result) => result,
+            Ok(result) => {
+                if began {
+                    self.inner
+                        .metrics
+                        .record_transaction(Role::Read, result.is_ok());
+                }
+                result
+            }
             Err(panic) => {
                 let _ = AnsiTransactionManager::rollback_transaction(conn);
+                self.inner.metrics.record_transaction(Role::Read, false);
                 resume_unwind(panic)
             }
         }
@@ -310,22 +527,32 @@ impl Database {
 }
 
 /// `BEGIN IMMEDIATE` (waiting for the lock up to `busy_timeout`), `f`, then `COMMIT`, or
-/// `ROLLBACK` on error or panic.
-fn run_immediate<T, F>(conn: &mut SqliteConnection, busy_timeout: Duration, f: F) -> Result<T>
+/// `ROLLBACK` on error or panic. Counts the transaction in `metrics` once it began (a
+/// `BEGIN` that stayed busy is not a transaction).
+fn run_immediate<T, F>(
+    conn: &mut SqliteConnection,
+    busy_timeout: Duration,
+    f: F,
+    metrics: &Metrics,
+) -> Result<T>
 where
     F: FnOnce(&mut SqliteConnection) -> Result<T>,
 {
     begin_immediate(conn, busy_timeout)?;
     match catch_unwind(AssertUnwindSafe(|| f(conn))) {
         Ok(Ok(value)) => {
-            AnsiTransactionManager::commit_transaction(conn)?;
+            let committed = AnsiTransactionManager::commit_transaction(conn);
+            metrics.record_transaction(Role::Write, committed.is_ok());
+            committed?;
             Ok(value)
         }
         Ok(Err(error)) => {
+            metrics.record_transaction(Role::Write, false);
             AnsiTransactionManager::rollback_transaction(conn)?;
             Err(error)
         }
         Err(panic) => {
+            metrics.record_transaction(Role::Write, false);
             // diesel does not roll back when the closure panics; do it here so the
             // connection goes back to the pool clean (r2d2 also discards connections
             // released while panicking, which closes them and rolls back).
@@ -351,10 +578,18 @@ fn begin_immediate(conn: &mut SqliteConnection, busy_timeout: Duration) -> Resul
     let mut pause = Duration::from_micros(50);
     let mut jitter = JITTER_SEED.with(|seed| seed.get());
     let begun = loop {
-        match AnsiTransactionManager::begin_transaction_sql(&mut *conn, "BEGIN IMMEDIATE")
-            .map_err(Error::from)
-        {
-            Err(Error::Busy) if Instant::now() < deadline => {
+        let last = Instant::now() >= deadline;
+        let mut attempt = || {
+            AnsiTransactionManager::begin_transaction_sql(&mut *conn, "BEGIN IMMEDIATE")
+                .map_err(Error::from)
+        };
+        let result = if last {
+            attempt()
+        } else {
+            crate::stats::polling_write_lock(attempt)
+        };
+        match result {
+            Err(Error::Busy) if !last => {
                 // xorshift: a pause between 0.5 and 1.5 times the current step, so waiters
                 // in different processes do not poll in lockstep.
                 jitter ^= jitter << 13;
@@ -526,9 +761,32 @@ fn set_journal_mode(
     }
 }
 
-fn build_pool(config: &Config, role: Role, size: u32, uri: &str) -> Result<SqlitePool> {
+fn build_pool(
+    config: &Config,
+    role: Role,
+    size: u32,
+    uri: &str,
+    metrics: &Metrics,
+) -> Result<SqlitePool> {
     let manager = ConnectionManager::<SqliteConnection>::new(uri);
-    let pool = diesel::r2d2::Pool::builder()
+    let pragmas = PragmaCustomizer {
+        role,
+        pragmas: config.pragmas(role),
+    };
+    let builder = diesel::r2d2::Pool::builder();
+    let builder = if metrics.enabled() {
+        let pool_metrics = metrics.pool(role);
+        builder
+            .event_handler(Box::new(PoolEventHandler(pool_metrics.clone())))
+            .connection_customizer(Box::new(InstrumentingCustomizer {
+                pragmas,
+                metrics: pool_metrics.clone(),
+                slow_query: config.slow_query(),
+            }))
+    } else {
+        builder.connection_customizer(Box::new(pragmas))
+    };
+    let pool = builder
         .max_size(size)
         // All connections are opened up front so a checkout never waits for an open.
         .min_idle(Some(size))
@@ -538,10 +796,6 @@ fn build_pool(config: &Config, role: Role, size: u32, uri: &str) -> Result<Sqlit
         .max_lifetime(None)
         .test_on_check_out(false)
         .connection_timeout(config.pool_timeout())
-        .connection_customizer(Box::new(PragmaCustomizer {
-            role,
-            pragmas: config.pragmas(role),
-        }))
         .error_handler(Box::new(TracingErrorHandler { role }))
         .build(manager)
         .map_err(|error| {
@@ -551,6 +805,12 @@ fn build_pool(config: &Config, role: Role, size: u32, uri: &str) -> Result<Sqlit
                 waited: config.pool_timeout(),
             }
         })?;
-    tracing::info!(role = %role, size, "Database pool created");
+    tracing::info!(
+        role = %role,
+        size,
+        instrumented = metrics.enabled(),
+        slow_query_ms = config.slow_query().map(|d| d.as_millis() as u64),
+        "Database pool created"
+    );
     Ok(pool)
 }

@@ -146,6 +146,11 @@ pub enum Error {
     )]
     NestedTransaction,
 
+    /// The metrics endpoint could not be started (e.g. its address is taken) or the metrics
+    /// could not be rendered.
+    #[error("Database metrics: {0}")]
+    Metrics(String),
+
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[source] DieselError),
@@ -241,6 +246,11 @@ impl Error {
             other => other,
         }
     }
+}
+
+/// True when a diesel error is SQLITE_BUSY / SQLITE_LOCKED ("database is locked").
+pub(crate) fn is_busy_error(error: &DieselError) -> bool {
+    matches!(error, DieselError::DatabaseError(_, info) if is_busy_message(info.message()))
 }
 
 /// SQLite's message for SQLITE_BUSY ("database is locked") and SQLITE_LOCKED ("database table

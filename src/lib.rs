@@ -5,11 +5,15 @@ pub mod batch;
 pub mod config;
 pub mod database;
 pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod migrate;
 pub mod models;
 pub mod pragmas;
 pub mod repo;
 #[allow(missing_docs)]
 pub mod schema;
+pub mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod url;
@@ -18,6 +22,15 @@ pub use batch::BatchRows;
 pub use config::{Config, ConfigBuilder, MIGRATIONS, Migrations};
 pub use database::{Database, PooledConnection};
 pub use error::{BatchChunk, Error, Result};
+pub use health::{
+    HealthCheck, HealthReport, HealthStatus, HealthThresholds, Limits, Measured, Threshold,
+};
+#[cfg(feature = "metrics-server")]
+pub use metrics::MetricsServer;
 pub use pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
 pub use repo::{Limit, Page};
+pub use stats::{
+    ConnectionStats, FileStats, PoolName, PoolStats, QueryStats, TransactionCounts,
+    TransactionStats,
+};
 pub use url::DatabaseLocation;

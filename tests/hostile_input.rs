@@ -27,6 +27,9 @@ enum Kind {
     TempStore,
     CheckpointMode,
     Addr,
+    HealthMillis,
+    HealthPercent,
+    HealthBytes,
 }
 
 const VARIABLES: &[(&str, Kind)] = &[
@@ -52,6 +55,10 @@ const VARIABLES: &[(&str, Kind)] = &[
     ("DB_TEMP_STORE", Kind::TempStore),
     ("DB_WAL_CHECKPOINT_MODE", Kind::CheckpointMode),
     ("DB_METRICS_ADDR", Kind::Addr),
+    ("DB_HEALTH_READ_LATENCY_MS", Kind::HealthMillis),
+    ("DB_HEALTH_WRITE_LATENCY_MS", Kind::HealthMillis),
+    ("DB_HEALTH_POOL_UTILIZATION", Kind::HealthPercent),
+    ("DB_HEALTH_WAL_SIZE_BYTES", Kind::HealthBytes),
 ];
 
 /// Values every variable must refuse, whatever its kind.
@@ -111,6 +118,18 @@ fn cases(kind: Kind) -> (Vec<&'static str>, Vec<&'static str>) {
                 "127.0.0.1:99999",
                 "http://127.0.0.1:8081",
             ],
+        ),
+        Kind::HealthMillis => (
+            vec!["100", "100,1000", "off", "OFF,5000", "0,0", "3600000"],
+            vec!["1000,100", "1,2,3", "3600001", "100,", "fast"],
+        ),
+        Kind::HealthPercent => (
+            vec!["90", "90,off", "0,100", "Off"],
+            vec!["101", "90,80", "50%", "0.5"],
+        ),
+        Kind::HealthBytes => (
+            vec!["1", "67108864,268435456", "off", "4398046511104"],
+            vec!["0", "4398046511105", "64MB", "2,1"],
         ),
     }
 }

@@ -247,6 +247,11 @@ fn four_readers_and_four_writers_lose_nothing() {
         );
     }
     assert_eq!(Posts::count(db.db()).unwrap(), all_posts.len() as i64);
+    // Waiting for the write lock is not an error: the statistics show none.
+    let stats = db.connection_stats();
+    assert_eq!(stats.total.queries.busy_errors, 0);
+    assert_eq!(stats.total.queries.errors, 0);
+    assert_eq!(stats.transactions.write.rolled_back, 0);
     eprintln!(
         "stress: {} s, {transactions} write transactions, {} posts, {snapshots} read snapshots, 0 errors",
         duration.as_secs(),

@@ -1,0 +1,102 @@
+//! `litedal`: the operator CLI. It reads the same environment as the library (`DATABASE_URL`,
+//! `DB_*`; `litedal --help` lists them) and works on the database that names.
+//!
+//! One file per group of commands: `observe.rs` has migrate, stats, health and
+//! serve-metrics.
+
+mod observe;
+
+use std::fmt::Write as _;
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Operate a litedal SQLite database: migrations, statistics, health checks and metrics.
+///
+/// Only `migrate` changes the schema: the other commands open the database with
+/// DB_RUN_MIGRATIONS=false and refuse to create a database that does not exist.
+#[derive(Debug, Parser)]
+#[command(name = "litedal", version, after_help = env_help())]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the pending migrations, then list the applied ones.
+    Migrate,
+    /// Show pool, statement, transaction and file statistics.
+    ///
+    /// The counters cover this process only (the CLI's own work); an application's live
+    /// counters are on its /metrics endpoint (DB_METRICS_ADDR).
+    Stats {
+        /// Print JSON for scripts instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the health checks. Exit code: 0 healthy, 1 degraded, 2 unhealthy.
+    Health {
+        /// Print JSON for scripts instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve GET /metrics (Prometheus text) and GET /health (JSON) until killed.
+    ServeMetrics {
+        /// Address to listen on, e.g. 127.0.0.1:8081 [default: DB_METRICS_ADDR].
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+}
+
+/// The environment section of `--help`, from the library's own list.
+fn env_help() -> String {
+    let width = litedal::config::ENV_VARS
+        .iter()
+        .map(|(name, _, _)| name.len())
+        .max()
+        .unwrap_or(0);
+    let mut help = String::from("Environment (read exactly as the library reads it):\n");
+    for (name, default, meaning) in litedal::config::ENV_VARS {
+        let _ = writeln!(help, "  {name:<width$}  {meaning} [default: {default}]");
+    }
+    let _ = writeln!(
+        help,
+        "  {:<width$}  log filter for stderr, e.g. debug or litedal=info [default: warn; serve-metrics: info]",
+        "RUST_LOG"
+    );
+    help
+}
+
+fn init_tracing(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(match cli.command {
+        Command::ServeMetrics { .. } => "info",
+        _ => "warn",
+    });
+    let result = match cli.command {
+        Command::Migrate => observe::migrate(),
+        Command::Stats { json } => observe::stats(json),
+        Command::Health { json } => observe::health(json),
+        Command::ServeMetrics { addr } => observe::serve_metrics(addr),
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("litedal: error: {}", failure.error);
+            ExitCode::from(failure.exit_code)
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The observability commands: migrate, stats, health, serve-metrics.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use litedal::{
+    ConfigBuilder, ConnectionStats, Database, Error, HealthCheck, HealthReport, Measured,
+    MetricsServer, PoolStats, Threshold,
+};
+
+/// A command that failed: what to print and the exit code.
+pub struct Failure {
+    pub error: String,
+    pub exit_code: u8,
+}
+
+impl Failure {
+    fn new(error: impl std::fmt::Display, exit_code: u8) -> Failure {
+        Failure {
+            error: error.to_string(),
+            exit_code,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure::new(error, 1)
+    }
+}
+
+type CmdResult = Result<ExitCode, Failure>;
+
+/// Opens the database of the environment, never running migrations at open (`migrate` runs
+/// them itself, the others leave the schema alone) and without the endpoint of
+/// DB_METRICS_ADDR (serve-metrics starts its own). Everything but `migrate` refuses to
+/// create a database that does not exist.
+fn open(for_migrate: bool) -> Result<Database, Error> {
+    let config = ConfigBuilder::from_env()?
+        .metrics_addr(None)
+        .run_migrations(false)
+        .build()?;
+    if !for_migrate {
+        if let Some(path) = config.location().path() {
+            if !path.exists() {
+                return Err(Error::Io {
+                    op: "opening the database (run `litedal migrate` to create it):",
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("no such file (DATABASE_URL={})", config.database_url()),
+                    ),
+                });
+            }
+        }
+    }
+    Database::open(config)
+}
+
+pub fn migrate() -> CmdResult {
+    let db = open(true)?;
+    let applied_now = db.run_pending_migrations()?;
+    let applied = db.applied_migrations()?;
+    let mut out = String::new();
+    if applied_now.is_empty() {
+        out.push_str("no pending migrations\n");
+    } else {
+        out.push_str(&format!(
+            "applied {} pending migration(s):\n",
+            applied_now.len()
+        ));
+        for name in &applied_now {
+            out.push_str(&format!("  {name}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "applied migrations in {} ({}):\n",
+        db.config().location().to_url(),
+        applied.len()
+    ));
+    for name in &applied {
+        out.push_str(&format!("  {name}\n"));
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn stats(json: bool) -> CmdResult {
+    let db = open(false)?;
+    let stats = db.connection_stats();
+    if json {
+        let text = serde_json::to_string_pretty(&stats).map_err(|e| Failure::new(e, 1))?;
+        println!("{text}");
+    } else {
+        print!("{}", stats_tables(&db, &stats));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn health(json: bool) -> CmdResult {
+    // A database that cannot be opened is unhealthy: exit code 2.
+    let db = open(false).map_err(|e| Failure::new(e, 2))?;
+    let report = db.health();
+    if json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| Failure::new(e, 2))?;
+        println!("{text}");
+    } else {
+        print!("{}", health_table(&db, &report));
+    }
+    let code = u8::try_from(report.status.exit_code()).unwrap_or(2);
+    Ok(ExitCode::from(code))
+}
+
+pub fn serve_metrics(addr: Option<SocketAddr>) -> CmdResult {
+    let from_env = ConfigBuilder::from_env()?.build()?.metrics_addr();
+    let Some(addr) = addr.or(from_env) else {
+        return Err(Failure::new(
+            "serve-metrics needs an address: pass --addr 127.0.0.1:8081 or set DB_METRICS_ADDR",
+            1,
+        ));
+    };
+    let db = open(false)?;
+    let server = MetricsServer::start(&db, addr)?;
+    println!(
+        "litedal: serving GET /metrics and GET /health on http://{} for {} (Ctrl-C stops)",
+        server.local_addr(),
+        db.config().location().to_url()
+    );
+    // The address line is what scripts wait for.
+    let _ = std::io::stdout().flush();
+    server.wait();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Columns: the first left-aligned, the others right-aligned.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    aligned_table(headers, rows, &[])
+}
+
+/// Columns right-aligned except the first and those listed in `left`.
+fn aligned_table(headers: &[&str], rows: &[Vec<String>], left: &[usize]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == 0 {
+                out.push_str(&format!("{cell:<w$}"));
+            } else if left.contains(&i) {
+                out.push_str(&format!("  {cell:<w$}"));
+            } else {
+                out.push_str(&format!("  {cell:>w$}"));
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn opt(n: Option<u64>) -> String {
+    n.map_or_else(|| "-".to_owned(), |n| n.to_string())
+}
+
+fn stats_tables(db: &Database, stats: &ConnectionStats) -> String {
+    let mut out = format!(
+        "litedal stats for {} (journal_mode={}, instrumented={})\n\
+         counters cover this process only; an application's live counters are on its /metrics\n\n",
+        db.config().location().to_url(),
+        db.journal_mode(),
+        stats.instrumented
+    );
+    let pools: Vec<&PoolStats> = stats.pools.iter().chain([&stats.total]).collect();
+    let rows: Vec<Vec<String>> = pools
+        .iter()
+        .map(|p| {
+            vec![
+                p.pool.to_string(),
+                p.max_size.to_string(),
+                p.open.to_string(),
+                p.idle.to_string(),
+                p.active.to_string(),
+                format!("{:.1}", p.pool_utilization),
+                p.checkouts.to_string(),
+                ms(p.checkout_wait_total),
+                ms(p.checkout_wait_max),
+                p.checkout_timeouts.to_string(),
+                p.connections_opened.to_string(),
+                p.connections_closed.to_string(),
+                ms(p.held_total),
+                ms(p.held_max),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "pool",
+            "size",
+            "open",
+            "idle",
+            "active",
+            "util %",
+            "checkouts",
+            "wait total",
+            "wait max",
+            "timeouts",
+            "opened",
+            "closed",
+            "held total",
+            "held max",
+        ],
+        &rows,
+    ));
+    out.push('\n');
+    let rows: Vec<Vec<String>> = pools
+        .iter()
+        .map(|p| {
+            let q = &p.queries;
+            vec![
+                p.pool.to_string(),
+                q.queries.to_string(),
+                q.errors.to_string(),
+                q.busy_errors.to_string(),
+                q.slow_queries.to_string(),
+                ms(q.duration_total),
+                ms(q.duration_max),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "queries",
+            "count",
+            "errors",
+            "busy",
+            "slow",
+            "time total",
+            "time max",
+        ],
+        &rows,
+    ));
+    out.push('\n');
+    let t = &stats.transactions;
+    out.push_str(&table(
+        &["transactions", "committed", "rolled back"],
+        &[
+            vec![
+                "read".to_owned(),
+                t.read.committed.to_string(),
+                t.read.rolled_back.to_string(),
+            ],
+            vec![
+                "write".to_owned(),
+                t.write.committed.to_string(),
+                t.write.rolled_back.to_string(),
+            ],
+        ],
+    ));
+    out.push('\n');
+    match &stats.files {
+        Some(f) => out.push_str(&table(
+            &[
+                "files",
+                "database bytes",
+                "wal bytes",
+                "page size",
+                "pages",
+                "free pages",
+            ],
+            &[vec![
+                db.path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                f.database_bytes.to_string(),
+                f.wal_bytes.to_string(),
+                opt(f.page_size),
+                opt(f.page_count),
+                opt(f.freelist_count),
+            ]],
+        )),
+        None => out.push_str("files: none (in-memory database)\n"),
+    }
+    out
+}
+
+/// A number with at most three decimals, without trailing zeros.
+fn trimmed(value: f64) -> String {
+    let text = format!("{value:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text.is_empty() || text == "-" {
+        "0".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A check's value (or limit) in its unit, for people.
+fn human(value: f64, unit: &str) -> String {
+    const KIB: f64 = 1024.0;
+    match unit {
+        "seconds" => format!("{} ms", trimmed(value * 1e3)),
+        "percent" => format!("{} %", trimmed(value)),
+        "bytes" if value >= KIB * KIB => format!("{} MiB", trimmed(value / (KIB * KIB))),
+        "bytes" if value >= KIB => format!("{} KiB", trimmed(value / KIB)),
+        "bytes" => format!("{value} B"),
+        _ => trimmed(value),
+    }
+}
+
+fn threshold_text(check: &HealthCheck) -> String {
+    match &check.threshold {
+        Threshold::Expected { expected } => format!("expected {expected}"),
+        Threshold::Limits(limits) => {
+            let show = |level: &str, v: Option<f64>| match v {
+                Some(v) => format!("{level} >= {}", human(v, check.unit)),
+                None => format!("{level} off"),
+            };
+            format!(
+                "{}, {}",
+                show("degraded", limits.degraded_at),
+                show("unhealthy", limits.unhealthy_at)
+            )
+        }
+    }
+}
+
+fn health_table(db: &Database, report: &HealthReport) -> String {
+    let mut out = format!(
+        "litedal health of {}: {} (checked {})\n\n",
+        db.config().location().to_url(),
+        report.status,
+        report.checked_at.format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let rows: Vec<Vec<String>> = report
+        .checks
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.to_owned(),
+                c.status.to_string(),
+                match &c.value {
+                    Some(Measured::Number(n)) => human(*n, c.unit),
+                    Some(Measured::Text(t)) => t.clone(),
+                    None => "failed".to_owned(),
+                },
+                threshold_text(c),
+                c.detail.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&aligned_table(
+        &["check", "status", "value", "threshold", "detail"],
+        &rows,
+        &[1, 3, 4],
+    ));
+    out
+}

@@ -1,0 +1,431 @@
+//! Health checks: [`Database::health`] measures a few things an operator alerts on and grades
+//! each against configurable thresholds.
+//!
+//! | check | measured | degraded at (default) | unhealthy at (default) |
+//! |---|---|---|---|
+//! | `read_latency` | a read transaction (`SELECT count(*) FROM sqlite_schema`) through the read pool, checkout included | 100 ms | 1 s, or any error |
+//! | `write_latency` | an immediate write transaction that writes nothing (`BEGIN IMMEDIATE; COMMIT`) through the write gate and pool | 500 ms | 5 s, or any error |
+//! | `pool_utilization` | the busiest pool's active connections in percent, before the probes | 90 % | off |
+//! | `wal_size` | size of the `-wal` file | `DB_WAL_SIZE_LIMIT` | 4 x `DB_WAL_SIZE_LIMIT` |
+//! | `journal_mode` | `PRAGMA journal_mode` on a read connection | differs from the configured mode | - |
+//!
+//! A value at or above a threshold gets that status; the report's status is the worst of its
+//! checks. Each check is one entry in [`HealthReport::checks`]: a new check is one more
+//! [`HealthCheck`] pushed there (see [`HealthCheck::against_limits`]) and, if it has thresholds,
+//! one more field in [`HealthThresholds`].
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::database::Database;
+use crate::error::Error;
+use crate::stats::ConnectionStats;
+
+/// Overall or per-check health, from best to worst (so `max` gives the worst).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Every check is within its thresholds.
+    Healthy,
+    /// Working, but something needs attention (slow, busy, a large WAL).
+    Degraded,
+    /// Not serving properly: a probe failed or is far too slow. `/health` answers 503.
+    Unhealthy,
+}
+
+impl HealthStatus {
+    /// `"healthy"`, `"degraded"` or `"unhealthy"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+
+    /// The exit code of `litedal health`: 0 healthy, 1 degraded, 2 unhealthy.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            HealthStatus::Healthy => 0,
+            HealthStatus::Degraded => 1,
+            HealthStatus::Unhealthy => 2,
+        }
+    }
+}
+
+impl fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Two thresholds on a measured value: at or above `degraded_at` the check is degraded, at
+/// or above `unhealthy_at` unhealthy. `None` turns that level off.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Limits<T> {
+    /// The value at which the check becomes [`HealthStatus::Degraded`].
+    pub degraded_at: Option<T>,
+    /// The value at which the check becomes [`HealthStatus::Unhealthy`].
+    pub unhealthy_at: Option<T>,
+}
+
+impl<T> Limits<T> {
+    /// Both thresholds.
+    pub fn new(degraded_at: T, unhealthy_at: T) -> Self {
+        Limits {
+            degraded_at: Some(degraded_at),
+            unhealthy_at: Some(unhealthy_at),
+        }
+    }
+
+    /// Only a degraded threshold; the check never makes the database unhealthy.
+    pub fn degraded_only(degraded_at: T) -> Self {
+        Limits {
+            degraded_at: Some(degraded_at),
+            unhealthy_at: None,
+        }
+    }
+
+    /// No thresholds: the value is reported, the check is always healthy.
+    pub fn off() -> Self {
+        Limits {
+            degraded_at: None,
+            unhealthy_at: None,
+        }
+    }
+
+    pub(crate) fn map<U>(&self, f: impl Fn(&T) -> U) -> Limits<U> {
+        Limits {
+            degraded_at: self.degraded_at.as_ref().map(&f),
+            unhealthy_at: self.unhealthy_at.as_ref().map(&f),
+        }
+    }
+}
+
+/// The thresholds [`Database::health`] grades against; set them with
+/// [`ConfigBuilder::health_thresholds`](crate::ConfigBuilder::health_thresholds) or the
+/// `DB_HEALTH_*` variables. The defaults are in the module documentation.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HealthThresholds {
+    /// Read round trip (`DB_HEALTH_READ_LATENCY_MS`); default 100 ms / 1 s.
+    pub read_latency: Limits<Duration>,
+    /// Write round trip (`DB_HEALTH_WRITE_LATENCY_MS`); default 500 ms / 5 s.
+    pub write_latency: Limits<Duration>,
+    /// Busiest pool's utilization in percent (`DB_HEALTH_POOL_UTILIZATION`); default 90 / off.
+    pub pool_utilization: Limits<f64>,
+    /// WAL file size in bytes (`DB_HEALTH_WAL_SIZE_BYTES`); default `DB_WAL_SIZE_LIMIT` and 4
+    /// times that.
+    pub wal_size: Limits<u64>,
+}
+
+impl HealthThresholds {
+    /// The defaults, with the WAL thresholds derived from `wal_size_limit`
+    /// (`DB_WAL_SIZE_LIMIT`): past it the checkpointer should already have truncated the WAL.
+    pub fn defaults(wal_size_limit: u64) -> HealthThresholds {
+        HealthThresholds {
+            read_latency: Limits::new(Duration::from_millis(100), Duration::from_secs(1)),
+            write_latency: Limits::new(Duration::from_millis(500), Duration::from_secs(5)),
+            pool_utilization: Limits::degraded_only(90.0),
+            wal_size: Limits::new(wal_size_limit, wal_size_limit.saturating_mul(4)),
+        }
+    }
+}
+
+/// What a check measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Measured {
+    /// A number in the check's [`unit`](HealthCheck::unit).
+    Number(f64),
+    /// A text value (the journal mode).
+    Text(String),
+}
+
+impl fmt::Display for Measured {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Measured::Number(n) => write!(f, "{n}"),
+            Measured::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// What a check compares its value against.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Threshold {
+    /// Upper limits, in the check's unit.
+    Limits(Limits<f64>),
+    /// The value expected; anything else is degraded.
+    Expected {
+        /// The expected value.
+        expected: String,
+    },
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Threshold::Expected { expected } => write!(f, "= {expected}"),
+            Threshold::Limits(limits) => {
+                let show = |v: Option<f64>| v.map_or_else(|| "off".to_owned(), |v| v.to_string());
+                write!(
+                    f,
+                    "degraded >= {}, unhealthy >= {}",
+                    show(limits.degraded_at),
+                    show(limits.unhealthy_at)
+                )
+            }
+        }
+    }
+}
+
+/// One graded measurement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct HealthCheck {
+    /// A stable name: `read_latency`, `write_latency`, `pool_utilization`, `wal_size`,
+    /// `journal_mode`.
+    pub name: &'static str,
+    /// This check's grade.
+    pub status: HealthStatus,
+    /// What was measured; `None` when the probe failed (see `detail`).
+    pub value: Option<Measured>,
+    /// Unit of `value` and of the limits: `seconds`, `percent`, `bytes`, or empty for text.
+    pub unit: &'static str,
+    /// What `value` was graded against.
+    pub threshold: Threshold,
+    /// A human-readable explanation (the error, when the probe failed).
+    pub detail: String,
+}
+
+impl HealthCheck {
+    /// A check of a number against upper limits: degraded or unhealthy when `value` is at or
+    /// above the limit.
+    pub fn against_limits(
+        name: &'static str,
+        value: f64,
+        unit: &'static str,
+        limits: Limits<f64>,
+        detail: impl Into<String>,
+    ) -> HealthCheck {
+        let reached = |limit: Option<f64>| limit.is_some_and(|limit| value >= limit);
+        let status = if reached(limits.unhealthy_at) {
+            HealthStatus::Unhealthy
+        } else if reached(limits.degraded_at) {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Healthy
+        };
+        HealthCheck {
+            name,
+            status,
+            value: Some(Measured::Number(value)),
+            unit,
+            threshold: Threshold::Limits(limits),
+            detail: detail.into(),
+        }
+    }
+
+    /// A check whose probe failed: unhealthy, with the error as the detail.
+    pub fn failed(
+        name: &'static str,
+        unit: &'static str,
+        threshold: Threshold,
+        error: &Error,
+    ) -> HealthCheck {
+        HealthCheck {
+            name,
+            status: HealthStatus::Unhealthy,
+            value: None,
+            unit,
+            threshold,
+            detail: error.to_string(),
+        }
+    }
+}
+
+/// The result of [`Database::health`]: every check and the worst status among them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct HealthReport {
+    /// The worst status of any check.
+    pub status: HealthStatus,
+    /// When the checks ran.
+    pub checked_at: DateTime<Utc>,
+    /// The checks, in a stable order.
+    pub checks: Vec<HealthCheck>,
+}
+
+impl HealthReport {
+    /// A report over `checks`, graded as the worst of them (healthy when there are none).
+    pub fn from_checks(checks: Vec<HealthCheck>) -> HealthReport {
+        HealthReport {
+            status: checks
+                .iter()
+                .map(|c| c.status)
+                .max()
+                .unwrap_or(HealthStatus::Healthy),
+            checked_at: Utc::now(),
+            checks,
+        }
+    }
+
+    /// The check called `name`, if the report has one.
+    pub fn check(&self, name: &str) -> Option<&HealthCheck> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+fn seconds_limits(limits: &Limits<Duration>) -> Limits<f64> {
+    limits.map(Duration::as_secs_f64)
+}
+
+/// The busiest pool's utilization, with every pool in the detail.
+fn pool_utilization_check(stats: &ConnectionStats, limits: Limits<f64>) -> HealthCheck {
+    let busiest = stats
+        .pools
+        .iter()
+        .map(|p| p.pool_utilization)
+        .fold(0.0, f64::max);
+    let detail = stats
+        .pools
+        .iter()
+        .map(|p| format!("{} {}/{} active", p.pool, p.active, p.max_size))
+        .collect::<Vec<_>>()
+        .join(", ");
+    HealthCheck::against_limits("pool_utilization", busiest, "percent", limits, detail)
+}
+
+impl Database {
+    /// The read round trip and, from the same transaction, the journal mode.
+    fn read_probe(&self, limits: &Limits<Duration>) -> (HealthCheck, HealthCheck) {
+        let expected_mode = if self.path().is_none() {
+            "memory"
+        } else if self.config().enable_wal() {
+            "wal"
+        } else {
+            "delete"
+        };
+        let journal_threshold = Threshold::Expected {
+            expected: expected_mode.to_owned(),
+        };
+        let started = Instant::now();
+        let probe = self.read(|conn| Ok(crate::database::read_probe(conn)?));
+        let elapsed = started.elapsed();
+        match probe {
+            Ok(journal_mode) => {
+                let ok = journal_mode.eq_ignore_ascii_case(expected_mode);
+                let journal = HealthCheck {
+                    name: "journal_mode",
+                    // Still serving, but readers and writers now block each other.
+                    status: if ok {
+                        HealthStatus::Healthy
+                    } else {
+                        HealthStatus::Degraded
+                    },
+                    detail: if ok {
+                        "as configured".to_owned()
+                    } else {
+                        format!(
+                            "journal_mode is {} but litedal configured {expected_mode}; \
+                             another program changed it",
+                            journal_mode
+                        )
+                    },
+                    value: Some(Measured::Text(journal_mode)),
+                    unit: "",
+                    threshold: journal_threshold,
+                };
+                let read = HealthCheck::against_limits(
+                    "read_latency",
+                    elapsed.as_secs_f64(),
+                    "seconds",
+                    seconds_limits(limits),
+                    "read transaction on the read pool, checkout included",
+                );
+                (read, journal)
+            }
+            Err(error) => (
+                HealthCheck::failed(
+                    "read_latency",
+                    "seconds",
+                    Threshold::Limits(seconds_limits(limits)),
+                    &error,
+                ),
+                HealthCheck::failed("journal_mode", "", journal_threshold, &error),
+            ),
+        }
+    }
+}
+
+impl Database {
+    /// Runs the health checks (see the [module documentation](crate::health) for the list
+    /// and their defaults) and grades them against the configured
+    /// [`HealthThresholds`].
+    ///
+    /// The probes are real work: a read transaction and an empty immediate write transaction,
+    /// which show up in [`connection_stats`](Database::connection_stats) like any other. A
+    /// probe that fails makes its check unhealthy instead of returning an error, so this
+    /// never fails; the write probe can wait up to the busy timeout when another writer holds
+    /// the lock.
+    ///
+    /// ```
+    /// let test_db = litedal::testing::TestDb::new()?;
+    /// let report = test_db.db().health();
+    /// assert!(report.check("read_latency").is_some());
+    /// assert_eq!(report.check("journal_mode").map(|c| c.status), Some(litedal::HealthStatus::Healthy));
+    /// # Ok::<(), litedal::Error>(())
+    /// ```
+    pub fn health(&self) -> HealthReport {
+        let thresholds = self.config().health_thresholds();
+
+        // Measured first, so that the probes' own checkouts are not counted.
+        let stats = self.connection_stats();
+        let pool_check = pool_utilization_check(&stats, thresholds.pool_utilization);
+
+        let (read_check, journal_check) = self.read_probe(&thresholds.read_latency);
+
+        let started = Instant::now();
+        // BEGIN IMMEDIATE takes the write lock (after the in-process write gate) and COMMIT
+        // releases it; nothing is written.
+        let probe = self.transaction(|_| Ok(()));
+        let elapsed = started.elapsed();
+        let write_limits = seconds_limits(&thresholds.write_latency);
+        let write_check = match probe {
+            Ok(()) => HealthCheck::against_limits(
+                "write_latency",
+                elapsed.as_secs_f64(),
+                "seconds",
+                write_limits,
+                "empty immediate transaction on the write pool, gate and checkout included",
+            ),
+            Err(error) => HealthCheck::failed(
+                "write_latency",
+                "seconds",
+                Threshold::Limits(write_limits),
+                &error,
+            ),
+        };
+
+        let mut checks = vec![read_check, write_check, pool_check];
+        if let Some(files) = &stats.files {
+            #[allow(clippy::cast_precision_loss)]
+            let limits = thresholds.wal_size.map(|&bytes| bytes as f64);
+            #[allow(clippy::cast_precision_loss)]
+            checks.push(HealthCheck::against_limits(
+                "wal_size",
+                files.wal_bytes as f64,
+                "bytes",
+                limits,
+                format!("{} bytes in the -wal file", files.wal_bytes),
+            ));
+        }
+        checks.push(journal_check);
+        HealthReport::from_checks(checks)
+    }
+}

@@ -1,0 +1,666 @@
+//! Prometheus metrics of a [`Database`], and the `/metrics` + `/health` HTTP endpoint.
+//!
+//! The figures of [`Database::connection_stats`] are exported under stable `litedal_` names,
+//! rendered by the [`prometheus`] crate in the text exposition format (0.0.4). Pool and
+//! statement metrics carry a `pool` label (`read`, `write`, or `shared` when one pool serves
+//! both roles); there is no `total` series, since Prometheus adds pools up itself
+//! (`sum without (pool) (...)`). `*_max_seconds` gauges are high-water marks since the
+//! database was opened.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `litedal_pool_max_connections` | gauge | pool |
+//! | `litedal_pool_open_connections` | gauge | pool |
+//! | `litedal_pool_idle_connections` | gauge | pool |
+//! | `litedal_pool_active_connections` | gauge | pool |
+//! | `litedal_pool_utilization_percent` | gauge | pool |
+//! | `litedal_pool_checkouts_total` | counter | pool |
+//! | `litedal_pool_checkout_wait_seconds_total` | counter | pool |
+//! | `litedal_pool_checkout_wait_max_seconds` | gauge | pool |
+//! | `litedal_pool_checkout_timeouts_total` | counter | pool |
+//! | `litedal_pool_connections_opened_total` | counter | pool |
+//! | `litedal_pool_connections_closed_total` | counter | pool |
+//! | `litedal_pool_connection_held_seconds_total` | counter | pool |
+//! | `litedal_pool_connection_held_max_seconds` | gauge | pool |
+//! | `litedal_queries_total` | counter | pool |
+//! | `litedal_query_errors_total` | counter | pool |
+//! | `litedal_query_busy_errors_total` | counter | pool |
+//! | `litedal_slow_queries_total` | counter | pool |
+//! | `litedal_query_duration_seconds_total` | counter | pool |
+//! | `litedal_query_duration_max_seconds` | gauge | pool |
+//! | `litedal_transactions_total` | counter | role (`read`, `write`), outcome (`committed`, `rolled_back`) |
+//! | `litedal_database_size_bytes` | gauge | |
+//! | `litedal_wal_size_bytes` | gauge | |
+//! | `litedal_page_size_bytes` | gauge | |
+//! | `litedal_database_pages` | gauge | |
+//! | `litedal_freelist_pages` | gauge | |
+//! | `litedal_instrumentation_enabled` | gauge | |
+//! | `litedal_info` | gauge (always 1) | journal_mode, version |
+//!
+//! File metrics are left out for an in-memory database.
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{CounterVec, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+
+pub use prometheus;
+
+use crate::database::Database;
+use crate::error::{Error, Result};
+use crate::stats::{ConnectionStats, PoolStats, TransactionCounts};
+
+/// The `Content-Type` of [`Database::render_metrics`]'s text.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+fn metrics_error(error: prometheus::Error) -> Error {
+    Error::Metrics(error.to_string())
+}
+
+fn clamp_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The metric families, freshly made for one collection (values are set from one snapshot,
+/// so two concurrent scrapes never mix their values).
+struct Families {
+    pool_max: IntGaugeVec,
+    pool_open: IntGaugeVec,
+    pool_idle: IntGaugeVec,
+    pool_active: IntGaugeVec,
+    pool_utilization: GaugeVec,
+    checkouts: IntCounterVec,
+    checkout_wait: CounterVec,
+    checkout_wait_max: GaugeVec,
+    checkout_timeouts: IntCounterVec,
+    opened: IntCounterVec,
+    closed: IntCounterVec,
+    held: CounterVec,
+    held_max: GaugeVec,
+    queries: IntCounterVec,
+    query_errors: IntCounterVec,
+    busy_errors: IntCounterVec,
+    slow_queries: IntCounterVec,
+    query_duration: CounterVec,
+    query_duration_max: GaugeVec,
+    transactions: IntCounterVec,
+    database_size: IntGauge,
+    wal_size: IntGauge,
+    page_size: IntGauge,
+    page_count: IntGauge,
+    freelist_count: IntGauge,
+    instrumented: IntGauge,
+    info: IntGaugeVec,
+}
+
+const POOL: &[&str] = &["pool"];
+
+impl Families {
+    fn new() -> prometheus::Result<Families> {
+        let opts = |name: &str, help: &str| Opts::new(name, help);
+        let int_gauge = |name: &str, help: &str| IntGaugeVec::new(opts(name, help), POOL);
+        let gauge = |name: &str, help: &str| GaugeVec::new(opts(name, help), POOL);
+        let int_counter = |name: &str, help: &str| IntCounterVec::new(opts(name, help), POOL);
+        let counter = |name: &str, help: &str| CounterVec::new(opts(name, help), POOL);
+        Ok(Families {
+            pool_max: int_gauge(
+                "litedal_pool_max_connections",
+                "Size of the connection pool: the most connections it opens.",
+            )?,
+            pool_open: int_gauge(
+                "litedal_pool_open_connections",
+                "Connections the pool has open now.",
+            )?,
+            pool_idle: int_gauge(
+                "litedal_pool_idle_connections",
+                "Open connections waiting in the pool.",
+            )?,
+            pool_active: int_gauge(
+                "litedal_pool_active_connections",
+                "Connections checked out of the pool now.",
+            )?,
+            pool_utilization: gauge(
+                "litedal_pool_utilization_percent",
+                "Active connections as a percentage of the pool size.",
+            )?,
+            checkouts: int_counter(
+                "litedal_pool_checkouts_total",
+                "Successful connection checkouts.",
+            )?,
+            checkout_wait: counter(
+                "litedal_pool_checkout_wait_seconds_total",
+                "Time successful checkouts waited for a free connection.",
+            )?,
+            checkout_wait_max: gauge(
+                "litedal_pool_checkout_wait_max_seconds",
+                "Longest wait of a successful checkout since the database was opened.",
+            )?,
+            checkout_timeouts: int_counter(
+                "litedal_pool_checkout_timeouts_total",
+                "Checkouts that gave up after DB_POOL_TIMEOUT.",
+            )?,
+            opened: int_counter(
+                "litedal_pool_connections_opened_total",
+                "Connections the pool opened.",
+            )?,
+            closed: int_counter(
+                "litedal_pool_connections_closed_total",
+                "Connections the pool closed.",
+            )?,
+            held: counter(
+                "litedal_pool_connection_held_seconds_total",
+                "Time connections spent checked out, counted when they were returned.",
+            )?,
+            held_max: gauge(
+                "litedal_pool_connection_held_max_seconds",
+                "Longest a connection stayed checked out since the database was opened.",
+            )?,
+            queries: int_counter(
+                "litedal_queries_total",
+                "SQL statements run on the pool's connections, BEGIN and COMMIT included.",
+            )?,
+            query_errors: int_counter("litedal_query_errors_total", "SQL statements that failed.")?,
+            busy_errors: int_counter(
+                "litedal_query_busy_errors_total",
+                "SQL statements that failed with SQLITE_BUSY (database is locked).",
+            )?,
+            slow_queries: int_counter(
+                "litedal_slow_queries_total",
+                "SQL statements slower than DB_SLOW_QUERY_MS (each logged at WARN).",
+            )?,
+            query_duration: counter(
+                "litedal_query_duration_seconds_total",
+                "Time spent in SQL statements, from prepare to the last row read.",
+            )?,
+            query_duration_max: gauge(
+                "litedal_query_duration_max_seconds",
+                "Slowest SQL statement since the database was opened.",
+            )?,
+            transactions: IntCounterVec::new(
+                opts(
+                    "litedal_transactions_total",
+                    "Transactions that began, by role and by how they ended.",
+                ),
+                &["role", "outcome"],
+            )?,
+            database_size: IntGauge::new(
+                "litedal_database_size_bytes",
+                "Size of the database file.",
+            )?,
+            wal_size: IntGauge::new(
+                "litedal_wal_size_bytes",
+                "Size of the -wal file (0 when there is none).",
+            )?,
+            page_size: IntGauge::new("litedal_page_size_bytes", "PRAGMA page_size.")?,
+            page_count: IntGauge::new(
+                "litedal_database_pages",
+                "PRAGMA page_count: pages in the database, including those only in the WAL.",
+            )?,
+            freelist_count: IntGauge::new(
+                "litedal_freelist_pages",
+                "PRAGMA freelist_count: unused pages that VACUUM would release.",
+            )?,
+            instrumented: IntGauge::new(
+                "litedal_instrumentation_enabled",
+                "1 when checkouts and statements are counted; 0 leaves those counters at zero.",
+            )?,
+            info: IntGaugeVec::new(
+                opts(
+                    "litedal_info",
+                    "Always 1; the labels tell the journal mode and the litedal version.",
+                ),
+                &["journal_mode", "version"],
+            )?,
+        })
+    }
+
+    fn pool_collectors(&self) -> [&dyn Collector; 19] {
+        [
+            &self.pool_max,
+            &self.pool_open,
+            &self.pool_idle,
+            &self.pool_active,
+            &self.pool_utilization,
+            &self.checkouts,
+            &self.checkout_wait,
+            &self.checkout_wait_max,
+            &self.checkout_timeouts,
+            &self.opened,
+            &self.closed,
+            &self.held,
+            &self.held_max,
+            &self.queries,
+            &self.query_errors,
+            &self.busy_errors,
+            &self.slow_queries,
+            &self.query_duration,
+            &self.query_duration_max,
+        ]
+    }
+
+    fn other_collectors(&self) -> [&dyn Collector; 3] {
+        [&self.transactions, &self.instrumented, &self.info]
+    }
+
+    fn file_collectors(&self) -> [&dyn Collector; 5] {
+        [
+            &self.database_size,
+            &self.wal_size,
+            &self.page_size,
+            &self.page_count,
+            &self.freelist_count,
+        ]
+    }
+
+    fn descs(&self) -> Vec<&Desc> {
+        self.pool_collectors()
+            .into_iter()
+            .chain(self.other_collectors())
+            .chain(self.file_collectors())
+            .flat_map(Collector::desc)
+            .collect()
+    }
+
+    fn set_pool(&self, p: &PoolStats) {
+        let l = &[p.pool.as_str()];
+        self.pool_max
+            .with_label_values(l)
+            .set(i64::from(p.max_size));
+        self.pool_open.with_label_values(l).set(i64::from(p.open));
+        self.pool_idle.with_label_values(l).set(i64::from(p.idle));
+        self.pool_active
+            .with_label_values(l)
+            .set(i64::from(p.active));
+        self.pool_utilization
+            .with_label_values(l)
+            .set(p.pool_utilization);
+        self.checkouts.with_label_values(l).inc_by(p.checkouts);
+        self.checkout_wait
+            .with_label_values(l)
+            .inc_by(p.checkout_wait_total.as_secs_f64());
+        self.checkout_wait_max
+            .with_label_values(l)
+            .set(p.checkout_wait_max.as_secs_f64());
+        self.checkout_timeouts
+            .with_label_values(l)
+            .inc_by(p.checkout_timeouts);
+        self.opened
+            .with_label_values(l)
+            .inc_by(p.connections_opened);
+        self.closed
+            .with_label_values(l)
+            .inc_by(p.connections_closed);
+        self.held
+            .with_label_values(l)
+            .inc_by(p.held_total.as_secs_f64());
+        self.held_max
+            .with_label_values(l)
+            .set(p.held_max.as_secs_f64());
+        let q = &p.queries;
+        self.queries.with_label_values(l).inc_by(q.queries);
+        self.query_errors.with_label_values(l).inc_by(q.errors);
+        self.busy_errors.with_label_values(l).inc_by(q.busy_errors);
+        self.slow_queries
+            .with_label_values(l)
+            .inc_by(q.slow_queries);
+        self.query_duration
+            .with_label_values(l)
+            .inc_by(q.duration_total.as_secs_f64());
+        self.query_duration_max
+            .with_label_values(l)
+            .set(q.duration_max.as_secs_f64());
+    }
+
+    fn set_transactions(&self, role: &str, counts: TransactionCounts) {
+        self.transactions
+            .with_label_values(&[role, "committed"])
+            .inc_by(counts.committed);
+        self.transactions
+            .with_label_values(&[role, "rolled_back"])
+            .inc_by(counts.rolled_back);
+    }
+
+    /// Sets every value from `stats` and returns the families, without file metrics for an
+    /// in-memory database and without page figures that could not be read.
+    fn collect(&self, stats: &ConnectionStats, journal_mode: &str) -> Vec<MetricFamily> {
+        for pool in &stats.pools {
+            self.set_pool(pool);
+        }
+        self.set_transactions("read", stats.transactions.read);
+        self.set_transactions("write", stats.transactions.write);
+        self.instrumented.set(i64::from(stats.instrumented));
+        self.info
+            .with_label_values(&[journal_mode, env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let mut collectors: Vec<&dyn Collector> = self
+            .pool_collectors()
+            .into_iter()
+            .chain(self.other_collectors())
+            .collect();
+        if let Some(files) = &stats.files {
+            self.database_size.set(clamp_i64(files.database_bytes));
+            self.wal_size.set(clamp_i64(files.wal_bytes));
+            collectors.extend([&self.database_size as &dyn Collector, &self.wal_size]);
+            for (value, gauge) in [
+                (files.page_size, &self.page_size),
+                (files.page_count, &self.page_count),
+                (files.freelist_count, &self.freelist_count),
+            ] {
+                if let Some(value) = value {
+                    gauge.set(clamp_i64(value));
+                    collectors.push(gauge);
+                }
+            }
+        }
+        collectors
+            .into_iter()
+            .flat_map(Collector::collect)
+            .collect()
+    }
+}
+
+/// A Prometheus [`Collector`] of one database's statistics, for applications that already
+/// export a [`prometheus::Registry`]: register it there and the `litedal_` metrics appear
+/// in the application's own `/metrics`.
+///
+/// ```
+/// use litedal::metrics::{DatabaseCollector, prometheus};
+///
+/// let test_db = litedal::testing::TestDb::new()?;
+/// let registry = prometheus::Registry::new();
+/// registry
+///     .register(Box::new(DatabaseCollector::new(test_db.db().clone())?))
+///     .expect("litedal's metric names are unique");
+/// let families = registry.gather();
+/// assert!(families.iter().any(|f| f.name() == "litedal_pool_checkouts_total"));
+/// # Ok::<(), litedal::Error>(())
+/// ```
+pub struct DatabaseCollector {
+    db: Database,
+    /// Only for `desc()`: the descriptions of every family this collector can return.
+    template: Families,
+}
+
+impl std::fmt::Debug for DatabaseCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseCollector")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatabaseCollector {
+    /// A collector of `db`'s statistics (it keeps this clone of the database open).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Metrics`] if the metric descriptions are rejected by the prometheus crate
+    /// (not expected: the names are fixed).
+    pub fn new(db: Database) -> Result<DatabaseCollector> {
+        Ok(DatabaseCollector {
+            db,
+            template: Families::new().map_err(metrics_error)?,
+        })
+    }
+}
+
+impl Collector for DatabaseCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.template.descs()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        match Families::new() {
+            Ok(families) => families.collect(&self.db.connection_stats(), self.db.journal_mode()),
+            Err(error) => {
+                tracing::error!(%error, "Database metrics could not be collected");
+                Vec::new()
+            }
+        }
+    }
+}
+
+impl Database {
+    /// The database's metrics in the Prometheus text exposition format (0.0.4; serve it with
+    /// [`CONTENT_TYPE`]). The metric names are listed in the [module documentation](crate::metrics).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Metrics`] when the prometheus crate refuses to encode them (not expected).
+    ///
+    /// ```
+    /// let test_db = litedal::testing::TestDb::new()?;
+    /// let text = test_db.db().render_metrics()?;
+    /// assert!(text.contains("# TYPE litedal_queries_total counter"));
+    /// # Ok::<(), litedal::Error>(())
+    /// ```
+    pub fn render_metrics(&self) -> Result<String> {
+        let registry = prometheus::Registry::new();
+        registry
+            .register(Box::new(DatabaseCollector::new(self.clone())?))
+            .map_err(metrics_error)?;
+        prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .map_err(metrics_error)
+    }
+}
+
+#[cfg(feature = "metrics-server")]
+pub use server::MetricsServer;
+
+#[cfg(feature = "metrics-server")]
+mod server {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    use super::CONTENT_TYPE;
+    use crate::database::{Database, WeakDatabase};
+    use crate::error::{Error, Result};
+    use crate::health::HealthStatus;
+
+    /// The `/metrics` + `/health` HTTP endpoint: one thread serving `GET /metrics`
+    /// (Prometheus text) and `GET /health` (the [`HealthReport`](crate::HealthReport) as JSON,
+    /// HTTP 503 when unhealthy).
+    ///
+    /// [`Database::open`] starts one when `DB_METRICS_ADDR` is set and stops it when the
+    /// last clone of the database is dropped (or on
+    /// [`Database::shutdown_metrics_server`]). Started by hand with
+    /// [`MetricsServer::start`], it runs until this handle is dropped or
+    /// [`shut down`](MetricsServer::shutdown); it does not keep the database open, and
+    /// answers 503 once the database is gone.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    ///
+    /// let test_db = litedal::testing::TestDb::new()?;
+    /// let server = litedal::MetricsServer::start(test_db.db(), "127.0.0.1:0".parse().unwrap())?;
+    /// let mut stream = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    /// stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    /// let mut response = String::new();
+    /// stream.read_to_string(&mut response).unwrap();
+    /// assert!(response.starts_with("HTTP/1.0 200"));
+    /// server.shutdown();
+    /// # Ok::<(), litedal::Error>(())
+    /// ```
+    pub struct MetricsServer {
+        addr: SocketAddr,
+        server: Arc<tiny_http::Server>,
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl std::fmt::Debug for MetricsServer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("MetricsServer")
+                .field("addr", &self.addr)
+                .field("running", &self.thread.is_some())
+                .finish()
+        }
+    }
+
+    impl MetricsServer {
+        /// Listens on `addr` (port 0 picks a free port; see [`local_addr`](Self::local_addr))
+        /// and serves `db`'s metrics and health from a thread of its own.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Metrics`] when the address cannot be bound (in use, not local, no
+        /// permission) or the thread cannot be started.
+        pub fn start(db: &Database, addr: SocketAddr) -> Result<MetricsServer> {
+            let server = tiny_http::Server::http(addr).map_err(|error| {
+                Error::Metrics(format!(
+                    "cannot listen on {addr} (DB_METRICS_ADDR): {error}"
+                ))
+            })?;
+            let local = server
+                .server_addr()
+                .to_ip()
+                .ok_or_else(|| Error::Metrics(format!("listening on {addr} gave no IP address")))?;
+            let server = Arc::new(server);
+            let stop = Arc::new(AtomicBool::new(false));
+            let thread = std::thread::Builder::new()
+                .name("litedal-metrics".to_owned())
+                .spawn({
+                    let (server, stop, db) = (server.clone(), stop.clone(), db.downgrade());
+                    move || serve(&server, &stop, &db)
+                })
+                .map_err(|error| {
+                    Error::Metrics(format!("cannot start the metrics thread: {error}"))
+                })?;
+            tracing::info!(
+                addr = %local,
+                "Database metrics endpoint listening: GET /metrics, GET /health"
+            );
+            Ok(MetricsServer {
+                addr: local,
+                server,
+                stop,
+                thread: Some(thread),
+            })
+        }
+
+        /// The address the endpoint listens on.
+        pub fn local_addr(&self) -> SocketAddr {
+            self.addr
+        }
+
+        /// Stops the endpoint and waits for its thread to end (a request being answered is
+        /// finished first).
+        pub fn shutdown(mut self) {
+            self.stop_and_join();
+        }
+
+        /// Blocks until the endpoint stops: after [`Database::shutdown_metrics_server`] or
+        /// once the database is gone and a request arrives. The CLI's `serve-metrics` waits
+        /// here until it is killed.
+        pub fn wait(mut self) {
+            if let Some(thread) = self.thread.take() {
+                if thread.join().is_err() {
+                    tracing::error!("Database metrics endpoint thread panicked");
+                }
+            }
+        }
+
+        fn stop_and_join(&mut self) {
+            let Some(thread) = self.thread.take() else {
+                return;
+            };
+            self.stop.store(true, Ordering::Release);
+            self.server.unblock();
+            // The last `Database` clone can be dropped by the endpoint's own thread (it holds
+            // one while answering); it then ends by itself and must not wait for itself.
+            if thread.thread().id() != std::thread::current().id() && thread.join().is_err() {
+                tracing::error!("Database metrics endpoint thread panicked");
+            }
+            tracing::info!(addr = %self.addr, "Database metrics endpoint stopped");
+        }
+    }
+
+    impl Drop for MetricsServer {
+        fn drop(&mut self) {
+            self.stop_and_join();
+        }
+    }
+
+    fn serve(server: &tiny_http::Server, stop: &AtomicBool, db: &WeakDatabase) {
+        loop {
+            let request = match server.recv() {
+                Ok(request) => request,
+                Err(_) if stop.load(Ordering::Acquire) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "Database metrics endpoint: accepting a request failed");
+                    // Do not spin on a persistent error (e.g. out of file descriptors).
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            if stop.load(Ordering::Acquire) {
+                reply(
+                    request,
+                    503,
+                    "text/plain; charset=utf-8",
+                    "shutting down\n".into(),
+                );
+                return;
+            }
+            let Some(db) = db.upgrade() else {
+                reply(
+                    request,
+                    503,
+                    "text/plain; charset=utf-8",
+                    "database closed\n".into(),
+                );
+                return;
+            };
+            answer(&db, request);
+        }
+    }
+
+    fn answer(db: &Database, request: tiny_http::Request) {
+        let path = request.url().split('?').next().unwrap_or_default();
+        let get = *request.method() == tiny_http::Method::Get;
+        let text = "text/plain; charset=utf-8";
+        match (get, path) {
+            (true, "/metrics") => match db.render_metrics() {
+                Ok(body) => reply(request, 200, CONTENT_TYPE, body),
+                Err(error) => {
+                    tracing::error!(%error, "Database metrics could not be rendered");
+                    reply(request, 500, text, format!("{error}\n"));
+                }
+            },
+            (true, "/health") => {
+                let report = db.health();
+                let status = if report.status == HealthStatus::Unhealthy {
+                    503
+                } else {
+                    200
+                };
+                match serde_json::to_string_pretty(&report) {
+                    Ok(body) => reply(request, status, "application/json", body),
+                    Err(error) => reply(request, 500, text, format!("{error}\n")),
+                }
+            }
+            (false, "/metrics" | "/health") => {
+                reply(request, 405, text, "method not allowed: use GET\n".into());
+            }
+            _ => reply(
+                request,
+                404,
+                text,
+                "not found: GET /metrics or /health\n".into(),
+            ),
+        }
+    }
+
+    fn reply(request: tiny_http::Request, status: u16, content_type: &str, body: String) {
+        let mut response = tiny_http::Response::from_string(body).with_status_code(status);
+        if let Ok(header) = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type) {
+            response = response.with_header(header);
+        }
+        if let Err(error) = request.respond(response) {
+            tracing::debug!(%error, "Database metrics endpoint: the client went away");
+        }
+    }
+}

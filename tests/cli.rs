@@ -1,0 +1,222 @@
+//! The `litedal` CLI against temp-file databases: migrate, stats, health (with its exit
+//! codes), serve-metrics, and `--help`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{http_get, parse_metrics};
+
+/// The CLI with a clean environment: only `DATABASE_URL` and the given variables.
+fn litedal(db: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
+    command(db, vars, args).output().expect("run litedal")
+}
+
+fn command(db: &Path, vars: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_litedal"));
+    cmd.env_clear()
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .envs(vars.iter().copied())
+        .args(args);
+    cmd
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A fresh directory with a migrated database in it.
+fn migrated() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/main.db");
+    let out = litedal(&db, &[], &["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (dir, db)
+}
+
+/// Latency thresholds no loaded machine reaches, so only the variable under test decides.
+const CALM: [(&str, &str); 2] = [
+    ("DB_HEALTH_READ_LATENCY_MS", "3600000"),
+    ("DB_HEALTH_WRITE_LATENCY_MS", "3600000"),
+];
+
+#[test]
+fn migrate_runs_pending_migrations_and_lists_applied_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/main.db");
+    let out = litedal(&db, &[], &["migrate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("applied 2 pending migration(s)"), "{text}");
+    assert!(text.contains("2026-11-29-000001_create_users"), "{text}");
+    assert!(text.contains("2026-11-29-000002_create_posts"), "{text}");
+    assert!(db.exists());
+
+    let again = stdout(&litedal(&db, &[], &["migrate"]));
+    assert!(again.starts_with("no pending migrations"), "{again}");
+    assert!(again.contains("applied migrations in"), "{again}");
+    assert!(again.contains("2026-11-29-000002_create_posts"), "{again}");
+}
+
+#[test]
+fn stats_prints_tables_and_json() {
+    let (_dir, db) = migrated();
+    let out = litedal(&db, &[("DB_POOL_SIZE", "2")], &["stats"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for row in [
+        "read ",
+        "write ",
+        "total ",
+        "transactions",
+        "database bytes",
+    ] {
+        assert!(text.contains(row), "{row:?} missing in:\n{text}");
+    }
+
+    let out = litedal(&db, &[("DB_POOL_SIZE", "2")], &["stats", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["pools"][0]["pool"], "read");
+    assert_eq!(json["pools"][0]["max_size"], 4);
+    assert_eq!(json["pools"][1]["max_size"], 1);
+    assert_eq!(json["total"]["max_size"], 5);
+    assert_eq!(json["files"]["page_size"], 4096);
+    assert!(json["files"]["page_count"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn health_exit_codes_follow_the_status() {
+    let (_dir, db) = migrated();
+
+    let out = litedal(&db, &CALM, &["health"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(text.contains(": healthy"), "{text}");
+    for check in [
+        "read_latency",
+        "write_latency",
+        "pool_utilization",
+        "wal_size",
+        "journal_mode",
+    ] {
+        assert!(text.contains(check), "{check} missing in:\n{text}");
+    }
+
+    // Any read round trip is at least 0 ms: degraded, exit code 1.
+    let degraded = [
+        ("DB_HEALTH_READ_LATENCY_MS", "0,3600000"),
+        ("DB_HEALTH_WRITE_LATENCY_MS", "3600000"),
+    ];
+    let out = litedal(&db, &degraded, &["health", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["status"], "degraded");
+
+    let unhealthy = [
+        ("DB_HEALTH_READ_LATENCY_MS", "0,0"),
+        ("DB_HEALTH_WRITE_LATENCY_MS", "3600000"),
+    ];
+    let out = litedal(&db, &unhealthy, &["health", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["status"], "unhealthy");
+
+    // No database at all is unhealthy too, and nothing is created.
+    let missing = db.with_file_name("missing.db");
+    let out = litedal(&missing, &CALM, &["health"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("litedal migrate"), "{}", stderr(&out));
+    assert!(!missing.exists());
+}
+
+#[test]
+fn bad_environment_values_are_reported_with_their_name() {
+    let (_dir, db) = migrated();
+    let out = litedal(&db, &[("DB_HEALTH_POOL_UTILIZATION", "150")], &["stats"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("DB_HEALTH_POOL_UTILIZATION"), "{err}");
+    assert!(err.contains("150"), "{err}");
+}
+
+#[test]
+fn help_documents_every_environment_variable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_litedal"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for (name, default, _) in litedal::config::ENV_VARS {
+        assert!(help.contains(name), "{name} missing in --help");
+        assert!(
+            help.contains(default),
+            "default of {name} missing in --help"
+        );
+    }
+    for command in ["migrate", "stats", "health", "serve-metrics"] {
+        assert!(help.contains(command), "{command} missing in --help");
+    }
+}
+
+#[test]
+fn serve_metrics_serves_until_killed() {
+    let (_dir, db) = migrated();
+    let mut child = command(&db, &CALM, &["serve-metrics", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+
+    let (status, body) = http_get(addr, "/metrics");
+    let (health, health_body) = http_get(addr, "/health");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert_eq!(status, 200, "{body}");
+    let scrape = parse_metrics(&body);
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "litedal_pool_max_connections"),
+        "{body}"
+    );
+    assert_eq!(health, 200, "{health_body}");
+    assert!(
+        health_body.contains("\"status\": \"healthy\""),
+        "{health_body}"
+    );
+}
+
+#[test]
+fn serve_metrics_without_an_address_says_what_to_set() {
+    let (_dir, db) = migrated();
+    let out = litedal(&db, &[], &["serve-metrics"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("DB_METRICS_ADDR"), "{}", stderr(&out));
+}
