@@ -250,3 +250,42 @@ pub fn insert_users_multi_row(
     db.exec("COMMIT")?;
     Ok(emails.len())
 }
+
+/// Opens a raw reader with the PRAGMAs litedal gives its read connections.
+pub fn open_reader_like_litedal(path: &Path) -> Result<RawDb, String> {
+    let db = RawDb::open(path)?;
+    db.exec("PRAGMA busy_timeout = 5000")?;
+    db.exec("PRAGMA foreign_keys = ON")?;
+    db.exec("PRAGMA cache_size = -2000")?;
+    db.exec("PRAGMA temp_store = MEMORY")?;
+    db.exec("PRAGMA mmap_size = 268435456")?;
+    db.exec("PRAGMA query_only = ON")?;
+    Ok(db)
+}
+
+/// The columns of litedal's `User` read model, in its order.
+pub const USER_COLUMNS: &str = "id, name, email, active, created_at, updated_at";
+
+/// One user row as the raw floor reads it: every column copied out, as diesel does.
+pub struct RawUser {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub active: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl RawStmt<'_> {
+    /// Reads the current row as a user (columns in `USER_COLUMNS` order).
+    pub fn user(&self) -> RawUser {
+        RawUser {
+            id: self.column_int(0),
+            name: self.column_text(1),
+            email: self.column_text(2),
+            active: self.column_int(3) != 0,
+            created_at: self.column_text(4),
+            updated_at: self.column_text(5),
+        }
+    }
+}

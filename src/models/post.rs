@@ -38,6 +38,7 @@ pub struct Post {
     /// False while the post is a draft.
     pub published: bool,
     /// When the row was inserted (set by the database), UTC.
+    #[diesel(deserialize_as = super::StoredTimestamp)]
     pub created_at: NaiveDateTime,
 }
 

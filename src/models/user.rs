@@ -26,8 +26,10 @@ pub struct User {
     /// False once the user is deactivated.
     pub active: bool,
     /// When the row was inserted (set by the database).
+    #[diesel(deserialize_as = super::StoredTimestamp)]
     pub created_at: NaiveDateTime,
     /// When the row was last changed through the repository.
+    #[diesel(deserialize_as = super::StoredTimestamp)]
     pub updated_at: NaiveDateTime,
 }
 

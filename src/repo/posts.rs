@@ -46,7 +46,7 @@ impl Posts {
             Ok(posts::table
                 .find(id)
                 .select(Post::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?)
         })
     }
@@ -116,7 +116,7 @@ impl Posts {
                 Ok(posts::table
                     .find(id)
                     .select(Post::as_select())
-                    .first(conn)?)
+                    .get_result(conn)?)
             });
         }
         exec.write(|conn| {

@@ -53,7 +53,7 @@ impl Users {
             Ok(users::table
                 .find(id)
                 .select(User::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?)
         })
     }
@@ -68,7 +68,7 @@ impl Users {
             Ok(users::table
                 .filter(users::email.eq(email))
                 .select(User::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?)
         })
     }

@@ -1,0 +1,48 @@
+//! Profiling aid: point reads through the repository in a loop (see PERFORMANCE.md).
+use litedal::models::{NewUser, UserId};
+use litedal::repo::Users;
+use litedal::schema::users;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let db = litedal::Database::open(
+        litedal::Config::builder()
+            .database_url(format!("sqlite://{}/p.db", dir.path().display()))
+            .build()?,
+    )?;
+    let emails: Vec<String> = (0..20_000).map(|i| format!("u{i}@x.example")).collect();
+    let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("u", e)).collect();
+    db.batch_insert(users::table, &rows)?;
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let threads: u64 = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1);
+    let started = std::time::Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut x = 0x9E37_79B9_7F4A_7C15_u64 ^ (t + 1);
+                for _ in 0..n {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let id = (x % 20_000) as i64 + 1;
+                    assert!(Users::find(&db, UserId(id)).unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    println!(
+        "{:.0} reads/s",
+        (n * threads) as f64 / started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
