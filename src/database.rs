@@ -25,12 +25,13 @@ use parking_lot::Mutex;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::maintenance::{Checkpointer, Upkeep};
 use crate::pragmas::{PragmaCustomizer, Role};
 
 /// A connection checked out of one of the pools; returns to its pool when dropped.
 pub type PooledConnection = diesel::r2d2::PooledConnection<ConnectionManager<SqliteConnection>>;
 
-type SqlitePool = diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>;
+pub(crate) type SqlitePool = diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>;
 
 /// The database: the read and write pools of one SQLite file.
 ///
@@ -52,18 +53,24 @@ type SqlitePool = diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>;
 /// ```
 #[derive(Clone)]
 pub struct Database {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    config: Config,
-    write_pool: SqlitePool,
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) write_pool: SqlitePool,
     /// The write pool itself when one pool serves both roles.
     read_pool: SqlitePool,
     /// Writers of this process queue here (fairly) before `BEGIN IMMEDIATE`; `None` when the
-    /// gate is disabled and SQLite's busy handler arbitrates alone.
-    write_gate: Option<Mutex<()>>,
+    /// gate is disabled and SQLite's busy handler arbitrates alone. Shared with the
+    /// checkpointer, whose blocking checkpoints queue here too.
+    write_gate: Option<Arc<Mutex<()>>>,
     journal_mode: String,
+    /// Checkpoint state shared with the background checkpointer thread (which never holds
+    /// this `Inner`, so dropping the last `Database` clone really drops it).
+    pub(crate) upkeep: Arc<Upkeep>,
+    /// The background checkpointer; stopped and joined when the last clone drops.
+    checkpointer: Option<Checkpointer>,
     /// Keeps an in-memory database alive while the pool recycles its connection.
     _memory_anchor: Option<std::sync::Mutex<SqliteConnection>>,
 }
@@ -85,10 +92,10 @@ thread_local! {
 }
 
 /// Marks this thread as inside a write transaction of one database, for as long as it lives.
-struct WritingGuard(usize);
+pub(crate) struct WritingGuard(usize);
 
 impl WritingGuard {
-    fn enter(id: usize) -> Result<WritingGuard> {
+    pub(crate) fn enter(id: usize) -> Result<WritingGuard> {
         WRITING.with(|w| {
             let mut w = w.borrow_mut();
             if w.contains(&id) {
@@ -172,16 +179,32 @@ impl Database {
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "Database opened"
         );
+        let write_gate = config.write_gate().then(|| Arc::new(Mutex::new(())));
+        let upkeep = Arc::new(Upkeep::new(
+            write_pool.clone(),
+            write_gate.clone(),
+            path.as_deref(),
+            config.busy_timeout(),
+        ));
+        let checkpointer = Checkpointer::start(&upkeep, &config, &journal_mode)?;
         Ok(Database {
             inner: Arc::new(Inner {
-                write_gate: config.write_gate().then(|| Mutex::new(())),
+                write_gate,
                 config,
                 write_pool,
                 read_pool,
                 journal_mode,
+                upkeep,
+                checkpointer,
                 _memory_anchor: memory_anchor,
             }),
         })
+    }
+
+    /// An identity of this database (shared by its clones) for the per-thread
+    /// nested-transaction check.
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
     }
 
     /// Opens the database configured by the environment ([`Config::from_env`]).
@@ -261,7 +284,7 @@ impl Database {
     where
         F: FnOnce(&mut SqliteConnection) -> Result<T>,
     {
-        let _writing = WritingGuard::enter(Arc::as_ptr(&self.inner) as usize)?;
+        let _writing = WritingGuard::enter(self.id())?;
         let _gate = match &self.inner.write_gate {
             Some(gate) => Some(
                 gate.try_lock_for(self.inner.config.busy_timeout())
@@ -305,6 +328,20 @@ impl Database {
                 let _ = AnsiTransactionManager::rollback_transaction(conn);
                 resume_unwind(panic)
             }
+        }
+    }
+}
+
+impl Drop for Inner {
+    /// Runs when the last `Database` clone is dropped: the checkpointer thread is stopped and
+    /// joined first (so nothing else touches the pools), then `PRAGMA optimize`; the pools
+    /// close after this returns.
+    fn drop(&mut self) {
+        if let Some(mut checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
+        if !self.config.location().is_memory() {
+            crate::maintenance::optimize_on_close(&self.write_pool);
         }
     }
 }
