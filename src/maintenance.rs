@@ -481,7 +481,7 @@ fn run_check(conn: &mut SqliteConnection, depth: CheckDepth) -> Result<Vec<Strin
             .map(|rows| rows.into_iter().map(|r| r.integrity_check).collect()),
     };
     match rows.map_err(Error::from) {
-        Ok(rows) if rows.len() == 1 && rows[0] == "ok" => Ok(Vec::new()),
+        Ok(rows) if matches!(rows.as_slice(), [only] if only == "ok") => Ok(Vec::new()),
         // One row may hold several problems, one a line, under a "*** in database main ***"
         // heading: return one problem each.
         Ok(rows) => Ok(rows
@@ -732,10 +732,14 @@ impl Database {
     pub fn integrity_check(&self, depth: CheckDepth) -> Result<Vec<String>> {
         let mut conn = self.read_connection()?;
         let problems = run_check(&mut conn, depth)?;
-        if problems.is_empty() {
-            tracing::info!(?depth, "Database integrity check passed");
-        } else {
-            tracing::error!(?depth, problems = problems.len(), first = %problems[0], "Database integrity check found problems");
+        match problems.first() {
+            None => tracing::info!(?depth, "Database integrity check passed"),
+            Some(first) => tracing::error!(
+                ?depth,
+                problems = problems.len(),
+                %first,
+                "Database integrity check found problems"
+            ),
         }
         Ok(problems)
     }
@@ -852,7 +856,7 @@ impl Database {
 
         let mut conn = self.maintenance_connection()?;
         let (page_count, page_size) = pages(&mut conn)?;
-        let expected = page_count * page_size;
+        let expected = page_count.saturating_mul(page_size);
         let vacuum = with_progress(&temp, expected, progress, || {
             diesel::sql_query("VACUUM INTO ?")
                 .bind::<Text, _>(temp_str)
