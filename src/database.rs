@@ -57,8 +57,8 @@ pub struct Database {
 }
 
 pub(crate) struct Inner {
-    pub(crate) config: Config,
-    pub(crate) write_pool: SqlitePool,
+    config: Config,
+    write_pool: SqlitePool,
     /// The write pool itself when one pool serves both roles.
     read_pool: SqlitePool,
     /// Writers of this process queue here (fairly) before `BEGIN IMMEDIATE`; `None` when the
