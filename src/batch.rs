@@ -18,6 +18,10 @@ use crate::error::{BatchChunk, Error, Result};
 /// SQLite, 3.32 and later).
 pub const MAX_BOUND_VALUES: usize = 32766;
 
+/// Batches of at least this many rows are followed by `PRAGMA optimize` (see
+/// [`Database::optimize`]).
+pub const OPTIMIZE_AFTER_ROWS: usize = 10_000;
+
 /// How many rows of `values_per_row` bound values fit in one statement.
 pub fn rows_per_statement(values_per_row: usize) -> usize {
     (MAX_BOUND_VALUES / values_per_row.max(1)).max(1)
@@ -142,6 +146,8 @@ where
 impl Database {
     /// Inserts `rows` into `table` in one immediate transaction, as multi-row statements of
     /// at most `floor(32766 / bound values per row)` rows each, and returns the row count.
+    /// Batches of [`OPTIMIZE_AFTER_ROWS`] rows or more are followed by `PRAGMA optimize`, so
+    /// the query planner has statistics for the new rows.
     ///
     /// ```
     /// use litedal::models::NewUser;
@@ -164,7 +170,17 @@ impl Database {
         T: Copy,
         R: BatchRows<'a, T>,
     {
-        self.transaction(|conn| insert_batch(conn, table, rows))
+        let inserted = self.transaction(|conn| insert_batch(conn, table, rows))?;
+        if inserted >= OPTIMIZE_AFTER_ROWS {
+            // Statistics for the query planner: without them, a filter on a column with few
+            // distinct values (`active`) picks its index and sorts every match instead of
+            // walking the primary key. The rows are committed; a failure here only loses the
+            // statistics until the next optimize.
+            if let Err(error) = self.optimize() {
+                tracing::warn!(%error, "Database optimize after a batch insert failed");
+            }
+        }
+        Ok(inserted)
     }
 }
 

@@ -171,6 +171,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "DB_WAL_SIZE_LIMIT,4 x DB_WAL_SIZE_LIMIT",
         "health: WAL file size (bytes) at which the database is degraded[,unhealthy]",
     ),
+    (
+        "DB_HEALTH_CHECKPOINT_AGE_SECS",
+        "4 x DB_CHECKPOINT_INTERVAL_SECS,off",
+        "health: seconds since the last successful checkpoint at which the database is degraded[,unhealthy] (while the checkpointer runs)",
+    ),
 ];
 
 const MAX_POOL_SIZE: u64 = 1024;
@@ -404,6 +409,7 @@ pub struct ConfigBuilder {
     health_write_latency: Option<Limits<Duration>>,
     health_pool_utilization: Option<Limits<f64>>,
     health_wal_size: Option<Limits<u64>>,
+    health_checkpoint_age: Option<Limits<Duration>>,
 }
 
 impl Default for ConfigBuilder {
@@ -439,6 +445,7 @@ impl Default for ConfigBuilder {
             health_write_latency: None,
             health_pool_utilization: None,
             health_wal_size: None,
+            health_checkpoint_age: None,
         }
     }
 }
@@ -671,6 +678,10 @@ impl ConfigBuilder {
             "DB_HEALTH_WAL_SIZE_BYTES" => {
                 self.health_wal_size = Some(v.limits(1, 1 << 42, "bytes")?)
             }
+            "DB_HEALTH_CHECKPOINT_AGE_SECS" => {
+                let limits = v.limits(1, 604_800, "seconds")?;
+                self.health_checkpoint_age = Some(limits.map(|&s| Duration::from_secs(s)));
+            }
             _ => {}
         }
         Ok(())
@@ -863,17 +874,26 @@ impl ConfigBuilder {
         self
     }
 
+    /// `DB_HEALTH_CHECKPOINT_AGE_SECS`: time since the last successful checkpoint at which
+    /// health is degraded / unhealthy, checked while the background checkpointer runs;
+    /// default 4 x `DB_CHECKPOINT_INTERVAL_SECS` / off.
+    pub fn health_checkpoint_age(mut self, limits: Limits<Duration>) -> Self {
+        self.health_checkpoint_age = Some(limits);
+        self
+    }
+
     /// All health thresholds at once (see the setters above for each).
     pub fn health_thresholds(self, thresholds: HealthThresholds) -> Self {
         self.health_read_latency(thresholds.read_latency)
             .health_write_latency(thresholds.write_latency)
             .health_pool_utilization(thresholds.pool_utilization)
             .health_wal_size(thresholds.wal_size)
+            .health_checkpoint_age(thresholds.checkpoint_age)
     }
 
     /// The health thresholds: the ones set, the defaults for the rest, validated.
     fn resolve_health(&self) -> Result<HealthThresholds> {
-        let defaults = HealthThresholds::defaults(self.wal_size_limit);
+        let defaults = HealthThresholds::defaults(self.wal_size_limit, self.checkpoint_interval);
         let ordered = |var: &'static str, d: Option<f64>, u: Option<f64>, max: f64, unit: &str| {
             let show = |v: Option<f64>| v.map_or_else(|| "off".to_owned(), |v| v.to_string());
             let ok = |v: Option<f64>| v.is_none_or(|v| (0.0..=max).contains(&v));
@@ -903,7 +923,12 @@ impl ConfigBuilder {
                 .health_pool_utilization
                 .unwrap_or(defaults.pool_utilization),
             wal_size: self.health_wal_size.unwrap_or(defaults.wal_size),
+            checkpoint_age: self
+                .health_checkpoint_age
+                .unwrap_or(defaults.checkpoint_age),
         };
+        let (d, u) = secs(&t.checkpoint_age);
+        ordered("DB_HEALTH_CHECKPOINT_AGE_SECS", d, u, 604_800.0, "seconds")?;
         let (d, u) = secs(&t.read_latency);
         ordered("DB_HEALTH_READ_LATENCY_MS", d, u, 3600.0, "seconds")?;
         let (d, u) = secs(&t.write_latency);

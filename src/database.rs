@@ -27,6 +27,7 @@ use parking_lot::Mutex;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::maintenance::{Checkpointer, Upkeep};
 use crate::pragmas::{PragmaCustomizer, Role};
 use crate::stats::{FileStats, InstrumentingCustomizer, Metrics, PoolEventHandler};
 
@@ -55,7 +56,7 @@ pub(crate) type SqlitePool = diesel::r2d2::Pool<ConnectionManager<SqliteConnecti
 /// ```
 #[derive(Clone)]
 pub struct Database {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -67,16 +68,24 @@ pub(crate) struct Inner {
     /// The write pool itself when one pool serves both roles.
     read_pool: SqlitePool,
     /// Writers of this process queue here (fairly) before `BEGIN IMMEDIATE`; `None` when the
-    /// gate is disabled and SQLite's busy handler arbitrates alone.
-    write_gate: Option<Mutex<()>>,
+    /// gate is disabled and SQLite's busy handler arbitrates alone. Shared with the
+    /// checkpointer, whose blocking checkpoints queue here too.
+    write_gate: Option<Arc<Mutex<()>>>,
     journal_mode: String,
     /// Counters behind `connection_stats()`, shared with the pools' handlers.
     metrics: Arc<Metrics>,
     /// A connection outside the pools for the PRAGMAs of `connection_stats()`, opened on first
     /// use, so that taking statistics does not move the pools' counters.
     monitor: Mutex<Option<SqliteConnection>>,
+    /// Checkpoint state shared with the background checkpointer thread (which never holds
+    /// this `Inner`, so dropping the last `Database` clone really drops it).
+    pub(crate) upkeep: Arc<Upkeep>,
+    /// The background checkpointer; stopped and joined when the last clone drops.
+    checkpointer: Option<Checkpointer>,
     /// Keeps an in-memory database alive while the pool recycles its connection.
     _memory_anchor: Option<std::sync::Mutex<SqliteConnection>>,
+    /// When the database was opened (the checkpoint age before the first checkpoint).
+    opened_at: Instant,
 }
 
 /// A [`Database`] that does not keep it open (for the metrics endpoint's thread).
@@ -109,10 +118,10 @@ thread_local! {
 }
 
 /// Marks this thread as inside a write transaction of one database, for as long as it lives.
-struct WritingGuard(usize);
+pub(crate) struct WritingGuard(usize);
 
 impl WritingGuard {
-    fn enter(id: usize) -> Result<WritingGuard> {
+    pub(crate) fn enter(id: usize) -> Result<WritingGuard> {
         WRITING.with(|w| {
             let mut w = w.borrow_mut();
             if w.contains(&id) {
@@ -246,18 +255,29 @@ impl Database {
             "Database opened"
         );
         let metrics_addr = config.metrics_addr();
+        let write_gate = config.write_gate().then(|| Arc::new(Mutex::new(())));
+        let upkeep = Arc::new(Upkeep::new(
+            write_pool.clone(),
+            write_gate.clone(),
+            path.as_deref(),
+            config.busy_timeout(),
+        ));
+        let checkpointer = Checkpointer::start(&upkeep, &config, &journal_mode)?;
         let db = Database {
             inner: Arc::new(Inner {
                 #[cfg(feature = "metrics-server")]
                 metrics_server: Mutex::new(None),
-                write_gate: config.write_gate().then(|| Mutex::new(())),
+                write_gate,
                 config,
                 write_pool,
                 read_pool,
                 journal_mode,
                 metrics,
                 monitor: Mutex::new(None),
+                upkeep,
+                checkpointer,
                 _memory_anchor: memory_anchor,
+                opened_at: started,
             }),
         };
         #[cfg(feature = "metrics-server")]
@@ -382,6 +402,20 @@ impl Database {
         Ok(result?)
     }
 
+    /// While the background checkpointer runs: the time since the database was opened.
+    pub(crate) fn checkpointer_running(&self) -> Option<Duration> {
+        self.inner
+            .checkpointer
+            .as_ref()
+            .map(|_| self.inner.opened_at.elapsed())
+    }
+
+    /// An identity of this database (shared by its clones) for the per-thread
+    /// nested-transaction check.
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// Opens the database configured by the environment ([`Config::from_env`]).
     ///
     /// # Errors
@@ -459,7 +493,7 @@ impl Database {
     where
         F: FnOnce(&mut SqliteConnection) -> Result<T>,
     {
-        let _writing = WritingGuard::enter(Arc::as_ptr(&self.inner) as usize)?;
+        let _writing = WritingGuard::enter(self.id())?;
         let _gate = match &self.inner.write_gate {
             Some(gate) => Some(
                 gate.try_lock_for(self.inner.config.busy_timeout())
@@ -522,6 +556,20 @@ impl Database {
                 self.inner.metrics.record_transaction(Role::Read, false);
                 resume_unwind(panic)
             }
+        }
+    }
+}
+
+impl Drop for Inner {
+    /// Runs when the last `Database` clone is dropped: the checkpointer thread is stopped and
+    /// joined first (so nothing else touches the pools), then `PRAGMA optimize`; the pools
+    /// close after this returns.
+    fn drop(&mut self) {
+        if let Some(mut checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
+        if !self.config.location().is_memory() {
+            crate::maintenance::optimize_on_close(&self.write_pool);
         }
     }
 }

@@ -8,6 +8,7 @@
 //! | `pool_utilization` | the busiest pool's active connections in percent, before the probes | 90 % | off |
 //! | `wal_size` | size of the `-wal` file | `DB_WAL_SIZE_LIMIT` | 4 x `DB_WAL_SIZE_LIMIT` |
 //! | `journal_mode` | `PRAGMA journal_mode` on a read connection | differs from the configured mode | - |
+//! | `checkpoint_age` | time since the last checkpoint that was not blocked (or since open), only while the background checkpointer runs | 4 x `DB_CHECKPOINT_INTERVAL_SECS` | off |
 //!
 //! A value at or above a threshold gets that status; the report's status is the worst of its
 //! checks. Each check is one entry in [`HealthReport::checks`]: a new check is one more
@@ -120,17 +121,28 @@ pub struct HealthThresholds {
     /// WAL file size in bytes (`DB_HEALTH_WAL_SIZE_BYTES`); default `DB_WAL_SIZE_LIMIT` and 4
     /// times that.
     pub wal_size: Limits<u64>,
+    /// Time since the last successful checkpoint (`DB_HEALTH_CHECKPOINT_AGE_SECS`), checked
+    /// only while the background checkpointer runs; default 4 x the checkpoint interval /
+    /// off. A checkpointer that keeps being blocked by readers shows here before the WAL
+    /// grows past its limit.
+    pub checkpoint_age: Limits<Duration>,
 }
 
 impl HealthThresholds {
     /// The defaults, with the WAL thresholds derived from `wal_size_limit`
-    /// (`DB_WAL_SIZE_LIMIT`): past it the checkpointer should already have truncated the WAL.
-    pub fn defaults(wal_size_limit: u64) -> HealthThresholds {
+    /// (`DB_WAL_SIZE_LIMIT`): past it the checkpointer should already have truncated the WAL;
+    /// and the checkpoint age from `checkpoint_interval` (`DB_CHECKPOINT_INTERVAL_SECS`).
+    pub fn defaults(wal_size_limit: u64, checkpoint_interval: Duration) -> HealthThresholds {
         HealthThresholds {
             read_latency: Limits::new(Duration::from_millis(100), Duration::from_secs(1)),
             write_latency: Limits::new(Duration::from_millis(500), Duration::from_secs(5)),
             pool_utilization: Limits::degraded_only(90.0),
             wal_size: Limits::new(wal_size_limit, wal_size_limit.saturating_mul(4)),
+            checkpoint_age: if checkpoint_interval.is_zero() {
+                Limits::off()
+            } else {
+                Limits::degraded_only(checkpoint_interval.saturating_mul(4))
+            },
         }
     }
 }
@@ -189,7 +201,7 @@ impl fmt::Display for Threshold {
 #[non_exhaustive]
 pub struct HealthCheck {
     /// A stable name: `read_latency`, `write_latency`, `pool_utilization`, `wal_size`,
-    /// `journal_mode`.
+    /// `journal_mode`, `checkpoint_age`.
     pub name: &'static str,
     /// This check's grade.
     pub status: HealthStatus,
@@ -426,6 +438,19 @@ impl Database {
             ));
         }
         checks.push(journal_check);
+        if let Some(since_open) = self.checkpointer_running() {
+            let (age, detail) = match self.last_checkpoint() {
+                Some(report) => (report.age(), format!("last checkpoint: {report}")),
+                None => (since_open, "no checkpoint yet; time since open".to_owned()),
+            };
+            checks.push(HealthCheck::against_limits(
+                "checkpoint_age",
+                age.as_secs_f64(),
+                "seconds",
+                seconds_limits(&thresholds.checkpoint_age),
+                detail,
+            ));
+        }
         HealthReport::from_checks(checks)
     }
 }

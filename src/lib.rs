@@ -6,6 +6,7 @@ pub mod config;
 pub mod database;
 pub mod error;
 pub mod health;
+pub mod maintenance;
 pub mod metrics;
 pub mod migrate;
 pub mod models;
@@ -24,6 +25,9 @@ pub use database::{Database, PooledConnection};
 pub use error::{BatchChunk, Error, Result};
 pub use health::{
     HealthCheck, HealthReport, HealthStatus, HealthThresholds, Limits, Measured, Threshold,
+};
+pub use maintenance::{
+    BackupProgress, BackupReport, CheckDepth, CheckpointReport, Overwrite, RestoreReport,
 };
 #[cfg(feature = "metrics-server")]
 pub use metrics::MetricsServer;

@@ -89,7 +89,7 @@ impl DatabaseLocation {
     }
 }
 
-fn file_uri(path: &Path, params: Option<&str>) -> String {
+pub(crate) fn file_uri(path: &Path, params: Option<&str>) -> String {
     let encoded: String = path
         .as_os_str()
         .as_bytes()

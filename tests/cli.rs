@@ -220,3 +220,115 @@ fn serve_metrics_without_an_address_says_what_to_set() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("DB_METRICS_ADDR"), "{}", stderr(&out));
 }
+
+/// Inserts `n` users through the library (the CLI has no data commands).
+fn add_users(db: &Path, from: usize, n: usize) {
+    use litedal::models::NewUser;
+    let database = litedal::Database::open(
+        litedal::Config::builder()
+            .database_url(format!("sqlite://{}", db.display()))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let emails: Vec<String> = (from..from + n)
+        .map(|i| format!("cli{i}@x.example"))
+        .collect();
+    let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("cli", e)).collect();
+    litedal::repo::Users::insert_many(&database, &rows).unwrap();
+}
+
+fn user_count(db: &Path) -> i64 {
+    let database = litedal::Database::open(
+        litedal::Config::builder()
+            .database_url(format!("sqlite://{}", db.display()))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    litedal::repo::Users::count(&database).unwrap()
+}
+
+#[test]
+fn checkpoint_backup_check_and_restore_commands() {
+    let (dir, db) = migrated();
+    add_users(&db, 0, 500);
+
+    for mode in ["passive", "TRUNCATE"] {
+        let out = litedal(&db, &[], &["checkpoint", "--mode", mode]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(stdout(&out).contains("checkpoint"), "{}", stdout(&out));
+    }
+    let out = litedal(&db, &[], &["checkpoint", "--mode", "eager"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("PASSIVE, FULL, RESTART, TRUNCATE"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = litedal(&db, &[], &["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "quick_check: ok");
+    let out = litedal(&db, &[], &["check", "--full"]);
+    assert_eq!(stdout(&out).trim(), "integrity_check: ok");
+
+    let backup = dir.path().join("backups/main-1.db");
+    let out = litedal(&db, &[], &["backup", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("quick_check ok"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("backup: 100%"),
+        "progress: {}",
+        stderr(&out)
+    );
+    // Not over an existing file, unless asked.
+    let out = litedal(&db, &[], &["backup", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("main-1.db"), "{}", stderr(&out));
+    let out = litedal(
+        &db,
+        &[],
+        &["backup", backup.to_str().unwrap(), "--overwrite"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    add_users(&db, 500, 250);
+    assert_eq!(user_count(&db), 750);
+    let out = litedal(&db, &[], &["restore", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("restored"), "{}", stdout(&out));
+    assert_eq!(user_count(&db), 500, "the data is as at backup time");
+
+    // A file that is not a backup is refused, and the database is left as it was.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"not a database").unwrap();
+    let out = litedal(&db, &[], &["restore", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(user_count(&db), 500);
+}
+
+#[test]
+fn restore_is_refused_while_the_database_is_open() {
+    let (dir, db) = migrated();
+    add_users(&db, 0, 10);
+    let backup = dir.path().join("b.db");
+    assert!(
+        litedal(&db, &[], &["backup", backup.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let open = litedal::Database::open(
+        litedal::Config::builder()
+            .database_url(format!("sqlite://{}", db.display()))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let out = litedal(&db, &[], &["restore", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("main.db"), "{}", stderr(&out));
+    drop(open);
+    let out = litedal(&db, &[], &["restore", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -30,6 +30,7 @@ enum Kind {
     HealthMillis,
     HealthPercent,
     HealthBytes,
+    HealthSecs,
 }
 
 const VARIABLES: &[(&str, Kind)] = &[
@@ -59,6 +60,7 @@ const VARIABLES: &[(&str, Kind)] = &[
     ("DB_HEALTH_WRITE_LATENCY_MS", Kind::HealthMillis),
     ("DB_HEALTH_POOL_UTILIZATION", Kind::HealthPercent),
     ("DB_HEALTH_WAL_SIZE_BYTES", Kind::HealthBytes),
+    ("DB_HEALTH_CHECKPOINT_AGE_SECS", Kind::HealthSecs),
 ];
 
 /// Values every variable must refuse, whatever its kind.
@@ -126,6 +128,10 @@ fn cases(kind: Kind) -> (Vec<&'static str>, Vec<&'static str>) {
         Kind::HealthPercent => (
             vec!["90", "90,off", "0,100", "Off"],
             vec!["101", "90,80", "50%", "0.5"],
+        ),
+        Kind::HealthSecs => (
+            vec!["120", "60,600", "off", "1,604800"],
+            vec!["0", "604801", "600,60", "2m"],
         ),
         Kind::HealthBytes => (
             vec!["1", "67108864,268435456", "off", "4398046511104"],

@@ -462,3 +462,46 @@ fn migrations_can_be_run_and_listed_after_open() {
     assert_eq!(db.applied_migrations().unwrap(), applied);
     assert!(db.run_pending_migrations().unwrap().is_empty());
 }
+
+#[test]
+fn checkpoint_age_is_checked_while_the_checkpointer_runs() {
+    use litedal::{CheckpointMode, HealthStatus, Limits};
+    use std::time::Duration;
+
+    // No checkpointer, no check.
+    let off =
+        litedal::testing::TestDb::with_config(|b| b.checkpoint_interval(Duration::ZERO)).unwrap();
+    assert!(off.health().check("checkpoint_age").is_none());
+
+    // Running, with a threshold far away: healthy, measured since open, then since the
+    // last checkpoint.
+    let db = litedal::testing::TestDb::with_config(|b| {
+        b.checkpoint_interval(Duration::from_secs(3600))
+            .health_checkpoint_age(Limits::degraded_only(Duration::from_secs(3600)))
+    })
+    .unwrap();
+    let check = db.health().check("checkpoint_age").cloned().unwrap();
+    assert_eq!(check.status, HealthStatus::Healthy);
+    assert!(
+        check.detail.contains("no checkpoint yet"),
+        "{}",
+        check.detail
+    );
+    db.checkpoint(CheckpointMode::Passive).unwrap();
+    let check = db.health().check("checkpoint_age").cloned().unwrap();
+    assert!(check.detail.contains("last checkpoint"), "{}", check.detail);
+
+    // A tiny threshold: the age is past it, the report is degraded.
+    let db = litedal::testing::TestDb::with_config(|b| {
+        b.checkpoint_interval(Duration::from_secs(3600))
+            .health_checkpoint_age(Limits::degraded_only(Duration::from_millis(1)))
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let report = db.health();
+    assert_eq!(
+        report.check("checkpoint_age").map(|c| c.status),
+        Some(HealthStatus::Degraded)
+    );
+    assert_eq!(report.status, HealthStatus::Degraded);
+}

@@ -40,6 +40,7 @@ use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::sqlite::SqliteConnection;
 use serde::Serialize;
 
+use crate::batch::{BatchRows, insert_batch};
 use crate::database::{Database, PooledConnection};
 use crate::error::{Error, Result};
 
@@ -61,6 +62,21 @@ pub trait Executor: Sized {
     ///
     /// [`Error::Busy`], [`Error::PoolTimeout`], or whatever `f` returned.
     fn write<T>(self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T>;
+
+    /// Bulk-inserts `rows` into `table` (see [`insert_batch`]). On `&Database` this is
+    /// [`Database::batch_insert`], which also refreshes the planner's statistics after a
+    /// large batch.
+    ///
+    /// # Errors
+    ///
+    /// As [`insert_batch`].
+    fn insert_batch<'a, Tab, R>(self, table: Tab, rows: &'a [R]) -> Result<usize>
+    where
+        Tab: Copy,
+        R: BatchRows<'a, Tab>,
+    {
+        self.write(|conn| insert_batch(conn, table, rows))
+    }
 }
 
 impl Executor for &Database {
@@ -71,6 +87,14 @@ impl Executor for &Database {
 
     fn write<T>(self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {
         self.transaction(f)
+    }
+
+    fn insert_batch<'a, Tab, R>(self, table: Tab, rows: &'a [R]) -> Result<usize>
+    where
+        Tab: Copy,
+        R: BatchRows<'a, Tab>,
+    {
+        self.batch_insert(table, rows)
     }
 }
 

@@ -3,7 +3,6 @@
 use diesel::prelude::*;
 
 use super::{Executor, Limit};
-use crate::batch::insert_batch;
 use crate::error::{Error, Result};
 use crate::models::{NewPost, Post, PostChanges, PostId, PostWithAuthor, User, UserId};
 use crate::schema::{posts, users};
@@ -33,7 +32,7 @@ impl Posts {
     ///
     /// The first failing statement's error naming its chunk; no row of the batch is kept.
     pub fn insert_many(exec: impl Executor, rows: &[NewPost<'_>]) -> Result<usize> {
-        exec.write(|conn| insert_batch(conn, posts::table, rows))
+        exec.insert_batch(posts::table, rows)
     }
 
     /// The post with `id`, or `None`.

@@ -7,7 +7,6 @@ use diesel::sqlite::Sqlite;
 use serde::{Deserialize, Serialize};
 
 use super::{Executor, Limit, Page};
-use crate::batch::insert_batch;
 use crate::error::{Error, Result};
 use crate::models::{DbTimestamp, NewUser, User, UserChanges, UserId};
 use crate::schema::users;
@@ -40,7 +39,7 @@ impl Users {
     ///
     /// The first failing statement's error naming its chunk; no row of the batch is kept.
     pub fn insert_many(exec: impl Executor, rows: &[NewUser<'_>]) -> Result<usize> {
-        exec.write(|conn| insert_batch(conn, users::table, rows))
+        exec.insert_batch(users::table, rows)
     }
 
     /// The user with `id`, or `None`.

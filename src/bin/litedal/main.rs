@@ -2,18 +2,21 @@
 //! `DB_*`; `litedal --help` lists them) and works on the database that names.
 //!
 //! One file per group of commands: `observe.rs` has migrate, stats, health and
-//! serve-metrics.
+//! serve-metrics; `upkeep.rs` has checkpoint, backup, restore and check.
 
 mod observe;
+mod upkeep;
 
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Operate a litedal SQLite database: migrations, statistics, health checks and metrics.
+/// Operate a litedal SQLite database: migrations, statistics, health checks, metrics,
+/// checkpoints, backups, restores and integrity checks.
 ///
 /// Only `migrate` changes the schema: the other commands open the database with
 /// DB_RUN_MIGRATIONS=false and refuse to create a database that does not exist.
@@ -48,6 +51,34 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8081 [default: DB_METRICS_ADDR].
         #[arg(long)]
         addr: Option<SocketAddr>,
+    },
+    /// Checkpoint the WAL into the database file. Exit code 3 when readers kept it from
+    /// finishing (PASSIVE never waits; the others wait at most half the busy timeout).
+    Checkpoint {
+        /// passive, full, restart or truncate.
+        #[arg(long, default_value = "passive")]
+        mode: String,
+    },
+    /// Take a consistent online backup (VACUUM INTO), checked and renamed into place, 0600.
+    Backup {
+        /// Destination file; refused if it exists unless --overwrite.
+        path: PathBuf,
+        /// Replace an existing file at PATH.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Replace the database with a verified backup. Refused while any process has the
+    /// database open: stop the application first.
+    Restore {
+        /// The backup file.
+        path: PathBuf,
+    },
+    /// Check the database for corruption (quick_check; --full runs integrity_check).
+    /// Exit code 2 when problems were found.
+    Check {
+        /// Run the full integrity_check (also verifies index contents; slower).
+        #[arg(long)]
+        full: bool,
     },
 }
 
@@ -91,6 +122,10 @@ fn main() -> ExitCode {
         Command::Stats { json } => observe::stats(json),
         Command::Health { json } => observe::health(json),
         Command::ServeMetrics { addr } => observe::serve_metrics(addr),
+        Command::Checkpoint { mode } => upkeep::checkpoint(&mode),
+        Command::Backup { path, overwrite } => upkeep::backup(path, overwrite),
+        Command::Restore { path } => upkeep::restore(path),
+        Command::Check { full } => upkeep::check(full),
     };
     match result {
         Ok(code) => code,

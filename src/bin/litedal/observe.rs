@@ -17,7 +17,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(error: impl std::fmt::Display, exit_code: u8) -> Failure {
+    pub fn new(error: impl std::fmt::Display, exit_code: u8) -> Failure {
         Failure {
             error: error.to_string(),
             exit_code,
@@ -31,13 +31,13 @@ impl From<Error> for Failure {
     }
 }
 
-type CmdResult = Result<ExitCode, Failure>;
+pub type CmdResult = Result<ExitCode, Failure>;
 
 /// Opens the database of the environment, never running migrations at open (`migrate` runs
 /// them itself, the others leave the schema alone) and without the endpoint of
 /// DB_METRICS_ADDR (serve-metrics starts its own). Everything but `migrate` refuses to
 /// create a database that does not exist.
-fn open(for_migrate: bool) -> Result<Database, Error> {
+pub fn open(for_migrate: bool) -> Result<Database, Error> {
     let config = ConfigBuilder::from_env()?
         .metrics_addr(None)
         .run_migrations(false)
