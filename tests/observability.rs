@@ -305,7 +305,8 @@ fn health_is_healthy_within_thresholds() {
             "write_latency",
             "pool_utilization",
             "wal_size",
-            "journal_mode"
+            "journal_mode",
+            "checkpoint_age"
         ]
     );
     let journal = report.check("journal_mode").unwrap();
