@@ -623,7 +623,7 @@ fn migrations_revert_and_reapply() {
     let mut conn = db.write_connection().unwrap();
     let migrations = litedal::Migrations(&litedal::MIGRATIONS);
     let reverted = conn.revert_all_migrations(migrations).unwrap();
-    assert_eq!(reverted.len(), 2);
+    assert_eq!(reverted.len(), 3);
     let tables = |conn: &mut SqliteConnection| {
         diesel::sql_query(
             "SELECT count(*) AS value FROM sqlite_master WHERE name IN ('users', 'posts')",
@@ -634,6 +634,6 @@ fn migrations_revert_and_reapply() {
     };
     assert_eq!(tables(&mut conn), 0);
     assert!(conn.has_pending_migration(migrations).unwrap());
-    assert_eq!(conn.run_pending_migrations(migrations).unwrap().len(), 2);
+    assert_eq!(conn.run_pending_migrations(migrations).unwrap().len(), 3);
     assert_eq!(tables(&mut conn), 2);
 }

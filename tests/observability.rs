@@ -457,7 +457,8 @@ fn migrations_can_be_run_and_listed_after_open() {
         applied,
         [
             "2026-11-29-000001_create_users",
-            "2026-11-29-000002_create_posts"
+            "2026-11-29-000002_create_posts",
+            "2026-11-29-000003_users_active_id_index"
         ]
     );
     assert_eq!(db.applied_migrations().unwrap(), applied);

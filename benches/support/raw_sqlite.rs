@@ -169,9 +169,13 @@ impl Drop for RawStmt<'_> {
     }
 }
 
-/// The `users` schema of litedal's first migration.
-pub const USERS_SCHEMA: &str =
-    include_str!("../../migrations/2026-11-29-000001_create_users/up.sql");
+/// litedal's schema: every migration's `up.sql`, so the raw floor maintains the same
+/// indexes as litedal does.
+pub const SCHEMA: &[&str] = &[
+    include_str!("../../migrations/2026-11-29-000001_create_users/up.sql"),
+    include_str!("../../migrations/2026-11-29-000002_create_posts/up.sql"),
+    include_str!("../../migrations/2026-11-29-000003_users_active_id_index/up.sql"),
+];
 
 /// Opens a raw connection with the PRAGMAs litedal gives a writer (`synchronous` as given)
 /// and the `users` table.
@@ -186,7 +190,9 @@ pub fn open_like_litedal(path: &Path, synchronous: &str) -> Result<RawDb, String
     db.exec("PRAGMA mmap_size = 268435456")?;
     db.exec("PRAGMA wal_autocheckpoint = 1000")?;
     db.exec("PRAGMA journal_size_limit = 67108864")?;
-    db.exec(USERS_SCHEMA)?;
+    for migration in SCHEMA {
+        db.exec(migration)?;
+    }
     Ok(db)
 }
 
