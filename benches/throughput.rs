@@ -411,22 +411,43 @@ fn point_reads(s: &Settings, dir: &std::path::Path, table: &mut Table) -> BoxRes
     table.add(case, "raw SQLite, same SQL (floor)", "queries/s", raw);
     table.add(case, "litedal UserQuery", "queries/s", lite);
 
-    // Pool checkout alone, and checkout + drop against doing nothing.
-    let mut checkout = vec![];
+    // Pool checkout alone: litedal's read pool on 1 and 2 threads, and a plain r2d2 pool with
+    // r2d2's default `test_on_check_out` (a `SELECT 1` on every checkout).
+    let ops = per_thread;
+    for threads in [1usize, 2] {
+        let mut checkout = vec![];
+        for _ in 0..s.runs {
+            let d = db.clone();
+            let per_s = parallel(threads, move |_| {
+                for _ in 0..ops {
+                    drop(d.read_connection()?);
+                }
+                Ok(ops)
+            })?;
+            checkout.push(1e9 / per_s * threads as f64);
+        }
+        let variant = format!("litedal read pool, {threads} thread(s), no ping");
+        table.add("pool checkout + return", variant, "ns/op", checkout);
+    }
+    let mut pinged = vec![];
+    let pool = Pool::builder()
+        .max_size(4)
+        .test_on_check_out(true)
+        .build(ConnectionManager::<SqliteConnection>::new(
+            path.display().to_string(),
+        ))?;
     for _ in 0..s.runs {
-        let ops = per_thread;
         let started = Instant::now();
         for _ in 0..ops {
-            let conn = db.read_connection()?;
-            drop(conn);
+            drop(pool.get()?);
         }
-        checkout.push(started.elapsed().as_nanos() as f64 / ops as f64);
+        pinged.push(started.elapsed().as_nanos() as f64 / ops as f64);
     }
     table.add(
         "pool checkout + return",
-        "litedal read pool, 1 thread",
+        "r2d2 default: SELECT 1 on checkout, 1 thread",
         "ns/op",
-        checkout,
+        pinged,
     );
     Ok(())
 }
@@ -724,25 +745,40 @@ fn open_cost(s: &Settings, dir: &std::path::Path, table: &mut Table) -> BoxResul
     Ok(())
 }
 
-/// Resident memory of this process in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4)
+/// `Rss` and `Anonymous` of this process in KiB, from /proc/self/smaps_rollup.
+fn memory_kib() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Rss:"), field("Anonymous:"))
 }
 
+/// Memory of the default pools, measured in a fresh child process (so no allocator state of
+/// the other cases hides or inflates it).
 fn memory(s: &Settings, dir: &std::path::Path) -> BoxResult<()> {
     let path = dir.join("memory.db");
     drop(populated(s, &path)?);
-    let before = rss_kib();
-    let db = open_litedal(&path, |b| b)?;
-    let opened = rss_kib();
-    // Warm every read connection's cache with a full scan.
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .arg("--memory-child")
+        .arg(&path)
+        .output()?;
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
+    }
+    Ok(())
+}
+
+fn memory_child(path: &std::path::Path) -> BoxResult<()> {
+    let (rss0, anon0) = memory_kib();
+    let db = open_litedal(path, |b| b.checkpoint_interval(Duration::ZERO))?;
+    let (rss1, anon1) = memory_kib();
+    // Fill every read connection's page cache with a full scan.
     let conns: Vec<_> = (0..db.config().read_pool_size())
         .map(|_| db.read_connection())
         .collect::<Result<_, _>>()?;
@@ -752,18 +788,29 @@ fn memory(s: &Settings, dir: &std::path::Path) -> BoxResult<()> {
             .count()
             .get_result(&mut conn)?;
     }
-    let warm = rss_kib();
+    let (rss2, anon2) = memory_kib();
     println!(
-        "memory: default pools (read {} + write {} connections): +{} KiB RSS after open, +{} KiB after a full scan on every read connection",
+        "memory of the default pools (read {} + write {} connections, {} users): after open +{} KiB anonymous (+{} KiB RSS); \
+         after a full scan on every read connection +{} KiB anonymous (+{} KiB RSS, which counts the mmap'ed file once per connection)",
         db.config().read_pool_size(),
         db.config().write_pool_size(),
-        opened.saturating_sub(before),
-        warm.saturating_sub(before)
+        users::table
+            .count()
+            .get_result::<i64>(&mut db.read_connection()?)?,
+        anon1.saturating_sub(anon0),
+        rss1.saturating_sub(rss0),
+        anon2.saturating_sub(anon0),
+        rss2.saturating_sub(rss0),
     );
     Ok(())
 }
 
 fn main() -> BoxResult<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--memory-child") {
+        let path = args.get(i + 1).ok_or("--memory-child needs a path")?;
+        return memory_child(std::path::Path::new(path));
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let s = Settings::new(quick);
     let dir = tempfile::tempdir()?;

@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = litedal::Database::open(
         litedal::Config::builder()
             .database_url(format!("sqlite://{}/p.db", dir.path().display()))
+            .read_pool_size(std::env::args().nth(3).and_then(|a| a.parse().ok()).unwrap_or(20))
+            .instrumentation(std::env::args().nth(4).is_none_or(|a| a != "off"))
             .build()?,
     )?;
     let emails: Vec<String> = (0..20_000).map(|i| format!("u{i}@x.example")).collect();
