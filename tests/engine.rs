@@ -1,6 +1,9 @@
 //! The core engine against real temp-file databases: PRAGMAs per role, pools, transactions,
 //! lost updates, configuration errors, URL forms and file modes.
 
+mod common;
+
+use common::dir_entries;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Barrier};
@@ -446,15 +449,6 @@ fn refused_urls_say_what_to_write_and_create_nothing() {
         );
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-}
-
-fn dir_entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! Hostile input, table-driven: each case names the exact outcome it expects and checks
 //! that nothing was created or lost.
 
+mod common;
+
+use common::dir_entries;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
@@ -140,15 +143,6 @@ fn cases(kind: Kind) -> (Vec<&'static str>, Vec<&'static str>) {
     }
 }
 
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn every_configuration_variable_refuses_bad_values_and_opens_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,7 +186,7 @@ fn every_configuration_variable_refuses_bad_values_and_opens_nothing() {
         }
     }
     assert!(
-        entries(dir.path()).is_empty(),
+        dir_entries(dir.path()).is_empty(),
         "a refused configuration created files"
     );
     eprintln!("{tried} configuration values tried");
@@ -253,7 +247,7 @@ fn database_urls_that_cannot_work_are_refused_and_create_nothing() {
     .unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("plain.txt"), "{err}");
-    assert_eq!(entries(dir.path()), vec!["plain.txt"]);
+    assert_eq!(dir_entries(dir.path()), vec!["plain.txt"]);
 }
 
 /// Makes `path` unwritable for this process: chmod when not root; `chattr +i` as root (root
@@ -301,7 +295,7 @@ fn a_path_under_a_read_only_directory_is_a_clear_io_error() {
         Err(Error::Io { path, .. }) => assert!(path.starts_with(&locked), "{}", path.display()),
         other => panic!("{other:?}"),
     }
-    assert!(entries(&locked).is_empty());
+    assert!(dir_entries(&locked).is_empty());
 }
 
 #[test]
@@ -394,7 +388,11 @@ fn files_that_are_not_sqlite_are_refused_and_left_untouched() {
             modified,
             "{what}"
         );
-        assert_eq!(entries(dir.path()), vec!["main.db"], "{what}: stray files");
+        assert_eq!(
+            dir_entries(dir.path()),
+            vec!["main.db"],
+            "{what}: stray files"
+        );
     }
 }
 

@@ -2,6 +2,9 @@
 //! processes: checkpoints past a long reader, the Litestream recipe, online backups under
 //! concurrent writers, integrity checks, optimize, SIGKILL crash safety, and restore.
 
+mod common;
+
+use common::dir_entries;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -72,15 +75,6 @@ fn open(
         .build()
         .unwrap();
     Database::open(config).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn dir_entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// A small xorshift generator: the kill moments are random, and the seed is printed so a

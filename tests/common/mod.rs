@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests that talk HTTP or capture logs.
+//! Helpers shared by the integration tests: HTTP, log capture, directory listings.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -67,4 +67,19 @@ impl Write for Captured {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The names of the entries of `dir`, sorted (to check that nothing stray was created).
+pub fn dir_entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
 }
