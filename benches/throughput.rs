@@ -474,6 +474,7 @@ struct MixedResult {
     p99_us: f64,
     max_us: f64,
     write_p99_us: f64,
+    write_max_us: f64,
     busy: u64,
 }
 
@@ -562,6 +563,7 @@ fn mixed_load(
         p99_us: percentile(&reads, 0.99),
         max_us: reads.last().map_or(f64::NAN, |v| *v as f64 / 1000.0),
         write_p99_us: percentile(&writes, 0.99),
+        write_max_us: writes.last().map_or(f64::NAN, |v| *v as f64 / 1000.0),
         busy: busy.load(Ordering::Relaxed),
     })
 }
@@ -694,6 +696,10 @@ fn write_gate(s: &Settings, dir: &std::path::Path, table: &mut Table) -> BoxResu
     let mut results: Vec<(String, Vec<MixedResult>)> = vec![
         ("4 writers, in-process write gate (default)".into(), vec![]),
         ("4 writers, no gate (lock polling only)".into(), vec![]),
+        (
+            "4 writers, SQLite's busy handler (BEGIN IMMEDIATE, busy_timeout)".into(),
+            vec![],
+        ),
     ];
     for run in 0..s.runs {
         for (i, gate) in [true, false].into_iter().enumerate() {
@@ -703,6 +709,27 @@ fn write_gate(s: &Settings, dir: &std::path::Path, table: &mut Table) -> BoxResu
             db.transaction(|conn| Ok(create_counters(conn)?))?;
             results[i].1.push(litedal_mixed(&db, 0, 4, s.writers, 1)?);
         }
+        // The same writers on litedal's write pool, but taking the lock with diesel's
+        // immediate_transaction: SQLite's busy handler (1-100 ms sleeps) decides who waits.
+        let db = open_litedal(&dir.join(format!("gate-busy-handler-{run}.db")), |b| {
+            b.write_gate(false)
+        })?;
+        db.transaction(|conn| Ok(create_counters(conn)?))?;
+        let wd = db.clone();
+        results[2].1.push(mixed_load(
+            0,
+            4,
+            s.writers,
+            |_, _| Ok(true),
+            move || {
+                let mut conn = wd.write_connection()?;
+                match conn.immediate_transaction(rmw) {
+                    Ok(()) => Ok(true),
+                    Err(e) if is_busy(&e) => Ok(false),
+                    Err(e) => Err(e.into()),
+                }
+            },
+        )?);
     }
     for (variant, r) in results {
         table.add(
@@ -710,6 +737,12 @@ fn write_gate(s: &Settings, dir: &std::path::Path, table: &mut Table) -> BoxResu
             variant.clone(),
             "commits/s",
             r.iter().map(|r| r.commits_per_s).collect(),
+        );
+        table.add(
+            "writers: commit max",
+            variant.clone(),
+            "us",
+            r.iter().map(|r| r.write_max_us).collect(),
         );
         table.add(
             "writers: commit p99",
