@@ -68,8 +68,8 @@ pub(crate) struct Inner {
     /// The write pool itself when one pool serves both roles.
     read_pool: SqlitePool,
     /// Writers of this process queue here (fairly) before `BEGIN IMMEDIATE`; `None` when the
-    /// gate is disabled and SQLite's busy handler arbitrates alone. Shared with the
-    /// checkpointer, whose blocking checkpoints queue here too.
+    /// gate is disabled and `begin_immediate`'s lock polling arbitrates alone. Shared with
+    /// the checkpointer, whose blocking checkpoints queue here too.
     write_gate: Option<Arc<Mutex<()>>>,
     journal_mode: String,
     /// Counters behind `connection_stats()`, shared with the pools' handlers.
