@@ -119,7 +119,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "DB_WAL_AUTOCHECKPOINT",
         "1000",
-        "pages; 0 hands checkpointing to an external tool (Litestream)",
+        "pages; 0 = no checkpoint on commit (with DB_CHECKPOINT_INTERVAL_SECS=0 as well, checkpoints are left to an external tool such as Litestream)",
     ),
     (
         "DB_WAL_CHECKPOINT_MODE",
@@ -592,12 +592,8 @@ impl ConfigBuilder {
     fn set_var(&mut self, var: &'static str, raw: &OsStr) -> Result<()> {
         let v = Value { var, raw };
         match var {
-            "DATABASE_URL" => {
-                self.database_url = raw
-                    .to_str()
-                    .ok_or_else(|| Error::config(var, raw.to_string_lossy(), "is not valid UTF-8"))?
-                    .to_owned()
-            }
+            // Trimmed like every other value: "sqlite://x.db " must not open "x.db ".
+            "DATABASE_URL" => self.database_url = v.text()?.to_owned(),
             "DB_POOL_SIZE" => self.pool_size = v.number(1, MAX_POOL_SIZE, "connections")?,
             "DB_SEPARATE_READ_WRITE" => self.separate_read_write = v.boolean()?,
             "DB_READ_POOL_SIZE" => {
@@ -932,10 +928,28 @@ impl ConfigBuilder {
         };
         let (d, u) = secs(&t.checkpoint_age);
         ordered("DB_HEALTH_CHECKPOINT_AGE_SECS", d, u, 604_800.0, "seconds")?;
-        let (d, u) = secs(&t.read_latency);
-        ordered("DB_HEALTH_READ_LATENCY_MS", d, u, 3600.0, "seconds")?;
-        let (d, u) = secs(&t.write_latency);
-        ordered("DB_HEALTH_WRITE_LATENCY_MS", d, u, 3600.0, "seconds")?;
+        let millis = |l: &Limits<Duration>| {
+            (
+                l.degraded_at.map(|d| d.as_secs_f64() * 1e3),
+                l.unhealthy_at.map(|d| d.as_secs_f64() * 1e3),
+            )
+        };
+        let (d, u) = millis(&t.read_latency);
+        ordered(
+            "DB_HEALTH_READ_LATENCY_MS",
+            d,
+            u,
+            3_600_000.0,
+            "milliseconds",
+        )?;
+        let (d, u) = millis(&t.write_latency);
+        ordered(
+            "DB_HEALTH_WRITE_LATENCY_MS",
+            d,
+            u,
+            3_600_000.0,
+            "milliseconds",
+        )?;
         let p = &t.pool_utilization;
         ordered(
             "DB_HEALTH_POOL_UTILIZATION",
@@ -1049,10 +1063,10 @@ impl ConfigBuilder {
         };
         let cache = kib("DB_CACHE_SIZE_KIB", self.cache_size_kib)?;
         let map = mmap("DB_MMAP_SIZE", self.mmap_size)?;
-        if self.wal_size_limit == 0 {
+        if self.wal_size_limit == 0 || self.wal_size_limit > 1 << 40 {
             return Err(Error::config(
                 "DB_WAL_SIZE_LIMIT",
-                "0",
+                self.wal_size_limit.to_string(),
                 "accepted: a whole number of bytes from 1 to 1099511627776",
             ));
         }

@@ -210,7 +210,11 @@ impl Database {
         let started = Instant::now();
         let path = config.location().path().map(Path::to_path_buf);
         if let Some(path) = &path {
-            prepare_file(path, config.database_url())?;
+            prepare_file(
+                path,
+                config.database_url(),
+                config.location().creates_missing_file(),
+            )?;
         }
         let uri = config.location().sqlite_uri();
         let opened = open_first_connection(&config, &uri);
@@ -596,7 +600,11 @@ where
         }
         Ok(Err(error)) => {
             metrics.record_transaction(Role::Write, false);
-            AnsiTransactionManager::rollback_transaction(conn)?;
+            // The caller's error is the one that matters; a failed rollback is logged (and
+            // the connection, left in a transaction, is discarded by the pool as broken).
+            if let Err(rollback) = AnsiTransactionManager::rollback_transaction(conn) {
+                tracing::error!(error = %rollback, "Database rollback failed");
+            }
             Err(error)
         }
         Err(panic) => {
@@ -679,7 +687,9 @@ thread_local! {
 }
 
 /// Creates the data directory (0700) and the database file (0600) if they do not exist.
-fn prepare_file(path: &Path, url: &str) -> Result<()> {
+/// With `create` false (a `file:` URI with `mode=rw` or `mode=ro`), a missing file is an
+/// error, as SQLite itself would report it, instead of a new empty database.
+fn prepare_file(path: &Path, url: &str, create: bool) -> Result<()> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
             return Err(Error::io(
@@ -689,6 +699,13 @@ fn prepare_file(path: &Path, url: &str) -> Result<()> {
             ));
         }
         Ok(_) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound && !create => {
+            return Err(Error::io(
+                "opening the database (the URI's mode= does not create it):",
+                path,
+                e,
+            ));
+        }
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("reading the metadata of", path, e)),
     }

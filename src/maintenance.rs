@@ -325,7 +325,9 @@ impl Checkpointer {
     }
 
     /// Wakes the thread, tells it to stop, and joins it. A checkpoint in progress finishes
-    /// first; it is bounded by the busy timeout.
+    /// first: a blocking one can take the write gate's wait (up to the busy timeout), a
+    /// checkout of a write connection (up to the pool timeout) and its wait for readers (half
+    /// the busy timeout).
     pub(crate) fn stop(&mut self) {
         *self.signal.stopped.lock() = true;
         self.signal.wake.notify_all();

@@ -64,6 +64,20 @@ impl DatabaseLocation {
         matches!(self, DatabaseLocation::Memory)
     }
 
+    /// False when the URI's `mode=` (`rw` or `ro`) tells SQLite not to create a missing file;
+    /// litedal then does not create it either.
+    pub fn creates_missing_file(&self) -> bool {
+        match self {
+            DatabaseLocation::Memory => true,
+            DatabaseLocation::File { params, .. } => params.as_deref().is_none_or(|query| {
+                query
+                    .split('&')
+                    .filter_map(|kv| kv.strip_prefix("mode="))
+                    .all(|mode| mode == "rwc")
+            }),
+        }
+    }
+
     /// A URL in litedal's accepted forms that parses back to this location.
     pub fn to_url(&self) -> String {
         match self {
@@ -201,6 +215,10 @@ fn parse_file_uri(url: &str) -> Result<DatabaseLocation> {
         return Ok(DatabaseLocation::Memory);
     }
     let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
+    // `file::memory:` is SQLite's own spelling of an in-memory database.
+    if decoded == b":memory:" {
+        return Ok(DatabaseLocation::Memory);
+    }
     if decoded.is_empty() {
         return Err(Error::config(VAR, url, "the file: URI has no path"));
     }
@@ -302,6 +320,32 @@ mod tests {
             }
         );
         assert_eq!(parse_database_url("file:rel.db").unwrap(), file("rel.db"));
+        assert_eq!(
+            parse_database_url("file::memory:").unwrap(),
+            DatabaseLocation::Memory
+        );
+        assert_eq!(
+            parse_database_url("file::memory:?cache=shared").unwrap(),
+            DatabaseLocation::Memory
+        );
+    }
+
+    #[test]
+    fn only_mode_rwc_or_no_mode_creates_a_missing_file() {
+        for (url, creates) in [
+            ("sqlite://a.db", true),
+            ("file:a.db", true),
+            ("file:a.db?mode=rwc", true),
+            ("file:a.db?cache=private&mode=rwc", true),
+            ("file:a.db?mode=rw", false),
+            ("file:a.db?mode=ro", false),
+        ] {
+            assert_eq!(
+                parse_database_url(url).unwrap().creates_missing_file(),
+                creates,
+                "{url}"
+            );
+        }
     }
 
     #[test]

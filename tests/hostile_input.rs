@@ -480,3 +480,56 @@ fn limits_and_cursors_out_of_range_are_typed_errors() {
     let page = Users::query().after(far).page(db.db()).unwrap();
     assert!(page.items.is_empty() && page.next.is_none());
 }
+
+#[test]
+fn uri_modes_spaces_and_sqlite_memory_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    // mode=rw and mode=ro never create a missing file (SQLite's own rule): a mistyped path
+    // must not become a new, empty production database.
+    for mode in ["rw", "ro"] {
+        let url = format!(
+            "file:{}/missing-{mode}.db?mode={mode}",
+            dir.path().display()
+        );
+        let err = Database::open(Config::from_vars([("DATABASE_URL", url.as_str())]).unwrap())
+            .unwrap_err();
+        match &err {
+            Error::Io { source, .. } => {
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{err}")
+            }
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+    assert!(dir_entries(dir.path()).is_empty());
+    // An existing file opens with mode=rw.
+    let path = dir.path().join("exists.db");
+    drop(
+        Database::open(Config::from_vars([("DATABASE_URL", path.display().to_string())]).unwrap())
+            .unwrap(),
+    );
+    let rw = format!("file:{}?mode=rw", path.display());
+    Database::open(Config::from_vars([("DATABASE_URL", rw.as_str())]).unwrap()).unwrap();
+
+    // Surrounding spaces are trimmed, as for every variable.
+    let padded = format!("  sqlite://{}/padded.db \t", dir.path().display());
+    let db =
+        Database::open(Config::from_vars([("DATABASE_URL", padded.as_str())]).unwrap()).unwrap();
+    assert_eq!(db.path().unwrap(), dir.path().join("padded.db"));
+    drop(db);
+
+    // SQLite's own in-memory spelling is an in-memory database, not a file named ":memory:".
+    for url in ["file::memory:", "file::memory:?cache=shared"] {
+        let db = Database::open(Config::from_vars([("DATABASE_URL", url)]).unwrap()).unwrap();
+        assert!(db.path().is_none(), "{url}");
+    }
+    assert!(!std::path::Path::new(":memory:").exists());
+
+    // A builder value past the accepted range names its own setting.
+    assert!(matches!(
+        Config::builder().wal_size_limit(u64::MAX).build(),
+        Err(Error::Config {
+            var: "DB_WAL_SIZE_LIMIT",
+            ..
+        })
+    ));
+}
