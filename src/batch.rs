@@ -5,13 +5,12 @@
 //! values ("too many SQL variables"). [`insert_batch`] counts the bound values of one row
 //! and sends statements of at most `floor(32766 / values per row)` rows.
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::query_builder::{InsertStatement, QueryBuilder, QueryFragment};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sqlite::{Sqlite, SqliteConnection, SqliteQueryBuilder};
 use diesel::{Insertable, Table};
 
-use crate::database::Database;
+use crate::database::{Database, write_on};
 use crate::error::{BatchChunk, Error, Result};
 
 /// SQLite's limit on bound values per statement (SQLITE_MAX_VARIABLE_NUMBER of the bundled
@@ -111,36 +110,39 @@ where
     T: Copy,
     R: BatchRows<'a, T>,
 {
+    write_on(conn, |conn| insert_chunks(conn, table, rows))
+}
+
+/// The statements of a batch insert, on a connection already inside the transaction that
+/// makes them all or nothing.
+pub(crate) fn insert_chunks<'a, T, R>(
+    conn: &mut SqliteConnection,
+    table: T,
+    rows: &'a [R],
+) -> Result<usize>
+where
+    T: Copy,
+    R: BatchRows<'a, T>,
+{
     let Some(first) = rows.first() else {
         return Ok(0);
     };
     let chunk_rows = rows_per_statement(R::values_per_row(table, first)?);
     let count = rows.len().div_ceil(chunk_rows);
-    let run = |conn: &mut SqliteConnection| -> Result<usize> {
-        let mut inserted = 0;
-        for (index, chunk) in rows.chunks(chunk_rows).enumerate() {
-            let n = R::insert_chunk(table, chunk, conn).map_err(|e| {
-                let start = index * chunk_rows;
-                let at = BatchChunk {
-                    index,
-                    count,
-                    rows: start..start + chunk.len(),
-                };
-                tracing::warn!(error = %e, chunk = %at, "Database batch insert failed");
-                Error::from(e).in_chunk(at)
-            })?;
-            inserted += n;
-        }
-        Ok(inserted)
-    };
-    let in_transaction = AnsiTransactionManager::transaction_manager_status_mut(conn)
-        .transaction_depth()?
-        .is_some();
-    if in_transaction {
-        diesel::Connection::transaction(conn, run)
-    } else {
-        conn.immediate_transaction(run)
+    let mut inserted = 0;
+    for (index, chunk) in rows.chunks(chunk_rows).enumerate() {
+        inserted += R::insert_chunk(table, chunk, conn).map_err(|e| {
+            let start = index * chunk_rows;
+            let at = BatchChunk {
+                index,
+                count,
+                rows: start..start + chunk.len(),
+            };
+            tracing::warn!(error = %e, chunk = %at, "Database batch insert failed");
+            Error::from(e).in_chunk(at)
+        })?;
     }
+    Ok(inserted)
 }
 
 impl Database {
@@ -170,7 +172,7 @@ impl Database {
         T: Copy,
         R: BatchRows<'a, T>,
     {
-        let inserted = self.transaction(|conn| insert_batch(conn, table, rows))?;
+        let inserted = self.transaction(|conn| insert_chunks(conn, table, rows))?;
         if inserted >= OPTIMIZE_AFTER_ROWS {
             // Statistics for the query planner: without them, a filter on a column with few
             // distinct values (`active`) picks its index and sorts every match instead of

@@ -11,7 +11,7 @@ use std::fs::{DirBuilder, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 #[cfg(feature = "metrics-server")]
 use std::sync::Weak;
@@ -339,15 +339,6 @@ impl Database {
         &self.inner.metrics
     }
 
-    /// The `-wal` file of the database, or `None` in memory.
-    pub(crate) fn wal_path(&self) -> Option<PathBuf> {
-        self.path().map(|path| {
-            let mut wal = path.as_os_str().to_owned();
-            wal.push("-wal");
-            PathBuf::from(wal)
-        })
-    }
-
     /// File sizes and page counts, or `None` in memory. Failures are logged and leave the
     /// figure out rather than failing the statistics.
     pub(crate) fn file_stats(&self) -> Option<FileStats> {
@@ -362,7 +353,7 @@ impl Database {
         };
         let mut files = FileStats {
             database_bytes: size(path),
-            wal_bytes: self.wal_path().map_or(0, |wal| size(&wal)),
+            wal_bytes: self.inner.upkeep.wal_path().map_or(0, size),
             ..FileStats::default()
         };
         match self.page_counts() {
@@ -575,6 +566,20 @@ impl Drop for Inner {
         if !self.config.location().is_memory() {
             crate::maintenance::optimize_on_close(&self.write_pool);
         }
+    }
+}
+
+/// Runs `f` as a write on a connection the caller holds: a savepoint inside the caller's
+/// transaction (a failure undoes only `f`), otherwise its own immediate transaction.
+pub(crate) fn write_on<T>(
+    conn: &mut SqliteConnection,
+    f: impl FnOnce(&mut SqliteConnection) -> Result<T>,
+) -> Result<T> {
+    let depth = AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth()?;
+    if depth.is_some() {
+        conn.transaction(f)
+    } else {
+        conn.immediate_transaction(f)
     }
 }
 

@@ -167,6 +167,11 @@ impl Upkeep {
         }
     }
 
+    /// The `-wal` file, resolved at open; `None` in memory.
+    pub(crate) fn wal_path(&self) -> Option<&Path> {
+        self.wal_path.as_deref()
+    }
+
     /// Size of the `-wal` file (0 if it does not exist or the database is in memory).
     pub(crate) fn wal_bytes(&self) -> u64 {
         self.wal_path

@@ -36,12 +36,11 @@ mod users;
 pub use posts::Posts;
 pub use users::{UserCursor, UserOrder, UserQuery, Users};
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::sqlite::SqliteConnection;
 use serde::Serialize;
 
-use crate::batch::{BatchRows, insert_batch};
-use crate::database::{Database, PooledConnection};
+use crate::batch::{BatchRows, insert_chunks};
+use crate::database::{Database, PooledConnection, write_on};
 use crate::error::{Error, Result};
 
 /// Where a repository operation runs: on a [`Database`] or on a connection the caller holds.
@@ -63,19 +62,19 @@ pub trait Executor: Sized {
     /// [`Error::Busy`], [`Error::PoolTimeout`], or whatever `f` returned.
     fn write<T>(self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T>;
 
-    /// Bulk-inserts `rows` into `table` (see [`insert_batch`]). On `&Database` this is
-    /// [`Database::batch_insert`], which also refreshes the planner's statistics after a
-    /// large batch.
+    /// Bulk-inserts `rows` into `table` as one write (see [`insert_batch`](crate::batch::insert_batch)). On `&Database`
+    /// this is [`Database::batch_insert`], which also refreshes the planner's statistics
+    /// after a large batch.
     ///
     /// # Errors
     ///
-    /// As [`insert_batch`].
+    /// As [`insert_batch`](crate::batch::insert_batch).
     fn insert_batch<'a, Tab, R>(self, table: Tab, rows: &'a [R]) -> Result<usize>
     where
         Tab: Copy,
         R: BatchRows<'a, Tab>,
     {
-        self.write(|conn| insert_batch(conn, table, rows))
+        self.write(|conn| insert_chunks(conn, table, rows))
     }
 }
 
@@ -104,13 +103,7 @@ impl Executor for &mut SqliteConnection {
     }
 
     fn write<T>(self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {
-        let depth =
-            AnsiTransactionManager::transaction_manager_status_mut(self).transaction_depth()?;
-        if depth.is_some() {
-            diesel::Connection::transaction(self, f)
-        } else {
-            self.immediate_transaction(f)
-        }
+        write_on(self, f)
     }
 }
 
