@@ -54,6 +54,16 @@ pub enum Error {
     #[error("database is locked (busy timeout expired)")]
     Busy,
 
+    /// A table or the schema is locked by something of this same connection or of a
+    /// connection sharing its page cache (SQLITE_LOCKED), e.g. `DROP TABLE` while a statement
+    /// still reads that table. Waiting does not help: the statement that holds the lock must
+    /// finish first, so litedal never retries this one.
+    #[error("table or schema locked by the same connection or its shared cache: {message}")]
+    Locked {
+        /// SQLite's message, e.g. "database table is locked".
+        message: String,
+    },
+
     /// The row that an update or delete targeted does not exist.
     #[error("not found")]
     NotFound,
@@ -72,6 +82,15 @@ pub enum Error {
     ForeignKey {
         /// SQLite's message.
         message: String,
+        /// The statement of a batch insert that failed, if it was one.
+        chunk: Option<BatchChunk>,
+    },
+
+    /// A NOT NULL constraint failed.
+    #[error("not null constraint failed: {column}{}", chunk_suffix(chunk))]
+    NotNull {
+        /// The column as SQLite reports it, e.g. `users.name`.
+        column: String,
         /// The statement of a batch insert that failed, if it was one.
         chunk: Option<BatchChunk>,
     },
@@ -103,9 +122,10 @@ pub enum Error {
         message: String,
     },
 
-    /// The file at `path` exists but is not an SQLite database (or is corrupt). It was left
-    /// untouched.
-    #[error("{} is not an SQLite database (or is corrupt): {message}", path.display())]
+    /// The file at `path` exists but is not an SQLite database: its header is not SQLite's
+    /// (SQLITE_NOTADB). litedal never writes to such a file: opening it fails with this error
+    /// and leaves it untouched. Damage found inside a valid file is [`Error::Corrupt`].
+    #[error("{} is not an SQLite database: {message}", path.display())]
     NotADatabase {
         /// The file that was opened.
         path: PathBuf,
@@ -113,12 +133,38 @@ pub enum Error {
         message: String,
     },
 
+    /// SQLite found the database corrupt while it was in use (SQLITE_CORRUPT, "database disk
+    /// image is malformed"). Stop writing to it; check it with
+    /// [`Database::integrity_check`](crate::Database::integrity_check) and restore a backup.
+    #[error("{} is corrupt: {message}", path.as_deref().map_or_else(|| "the database".into(), |p| p.display().to_string()))]
+    Corrupt {
+        /// The database file, when the operation knew it.
+        path: Option<PathBuf>,
+        /// SQLite's message.
+        message: String,
+    },
+
     /// The disk (or the file-size limit of the process) is full: the statement was rolled
-    /// back and every transaction committed before it is intact.
+    /// back and every transaction committed before it is intact. Inside a transaction, SQLite
+    /// may have rolled back the whole transaction (see [`Error::TransactionAborted`]).
     #[error("disk full: {message}; the statement was rolled back, committed data is intact")]
     DiskFull {
         /// SQLite's message.
         message: String,
+    },
+
+    /// SQLite rolled back the whole write transaction before the closure finished: a
+    /// statement failed with an error SQLite answers that way (an I/O error, a full disk while
+    /// the page cache spilled, out of memory, an interrupt), or the closure ran `ROLLBACK`
+    /// itself. Nothing of the transaction was committed. Every later repository operation in
+    /// the same closure fails with this error, and no statement run on the connection can
+    /// commit until the closure returns; the transaction itself then returns the original
+    /// error (`cause`), or this one when there is none.
+    #[error("the transaction was rolled back by SQLite before it could commit; nothing of it was committed")]
+    TransactionAborted {
+        /// The error of the statement whose failure made SQLite roll back, when known.
+        #[source]
+        cause: Option<Box<Error>>,
     },
 
     /// Running the embedded migrations failed.
@@ -145,6 +191,16 @@ pub enum Error {
          use the connection passed to the outer closure instead"
     )]
     NestedTransaction,
+
+    /// An in-memory database has one connection, and this thread holds it already (inside
+    /// [`Database::transaction`](crate::Database::transaction) or
+    /// [`Database::read`](crate::Database::read), or checked out): asking the `Database` for
+    /// another would wait for itself until `DB_POOL_TIMEOUT`. Use the connection in hand.
+    #[error(
+        "this thread already holds the in-memory database's only connection; \
+         pass the connection it holds instead of the Database"
+    )]
+    ConnectionHeld,
 
     /// The metrics endpoint could not be started (e.g. its address is taken) or the metrics
     /// could not be rendered.
@@ -225,6 +281,10 @@ impl Error {
                 message,
                 chunk: Some(at),
             },
+            Error::NotNull { column, .. } => Error::NotNull {
+                column,
+                chunk: Some(at),
+            },
             other => other,
         }
     }
@@ -234,7 +294,7 @@ impl Error {
         matches!(self, Error::Busy)
     }
 
-    /// Attaches the database path to a `NotADatabase` error raised without one.
+    /// Attaches the database path to a `NotADatabase` or `Corrupt` error raised without one.
     pub(crate) fn with_path(self, db_path: &std::path::Path) -> Self {
         match self {
             Error::NotADatabase { path, message } if path.as_os_str().is_empty() => {
@@ -243,20 +303,32 @@ impl Error {
                     message,
                 }
             }
+            Error::Corrupt { path: None, message } => Error::Corrupt {
+                path: Some(db_path.to_path_buf()),
+                message,
+            },
+            Error::TransactionAborted { cause: Some(cause) } => Error::TransactionAborted {
+                cause: Some(Box::new(cause.with_path(db_path))),
+            },
             other => other,
         }
     }
 }
 
-/// True when a diesel error is SQLITE_BUSY / SQLITE_LOCKED ("database is locked").
+/// True when a diesel error is SQLITE_BUSY ("database is locked").
 pub(crate) fn is_busy_error(error: &DieselError) -> bool {
     matches!(error, DieselError::DatabaseError(_, info) if is_busy_message(info.message()))
 }
 
-/// SQLite's message for SQLITE_BUSY ("database is locked") and SQLITE_LOCKED ("database table
-/// is locked"); diesel reports both as `DatabaseErrorKind::Unknown`.
+/// SQLite's message for SQLITE_BUSY; diesel reports it as `DatabaseErrorKind::Unknown`.
+/// (SQLITE_LOCKED says "database table is locked" or "database schema is locked".)
 fn is_busy_message(message: &str) -> bool {
-    message.contains("database is locked") || message.contains("database table is locked")
+    message.contains("database is locked")
+}
+
+/// SQLite's messages for SQLITE_LOCKED.
+fn is_locked_message(message: &str) -> bool {
+    message.contains("database table is locked") || message.contains("database schema is locked")
 }
 
 impl From<DieselError> for Error {
@@ -286,17 +358,32 @@ impl From<DieselError> for Error {
                         message,
                         chunk: None,
                     },
+                    DatabaseErrorKind::NotNullViolation => Error::NotNull {
+                        column: info
+                            .column_name()
+                            .map(str::to_owned)
+                            .or_else(|| {
+                                message
+                                    .split_once("failed: ")
+                                    .map(|(_, rest)| rest.to_owned())
+                            })
+                            .unwrap_or(message),
+                        chunk: None,
+                    },
                     DatabaseErrorKind::ReadOnlyTransaction => Error::ReadOnly { message },
                     _ if is_busy_message(&message) => Error::Busy,
+                    _ if is_locked_message(&message) => Error::Locked { message },
                     _ if message.contains("readonly database") => Error::ReadOnly { message },
                     _ if message.contains("database or disk is full") => {
                         Error::DiskFull { message }
                     }
-                    _ if message.contains("file is not a database")
-                        || message.contains("database disk image is malformed") =>
-                    {
-                        Error::NotADatabase {
-                            path: PathBuf::new(),
+                    _ if message.contains("file is not a database") => Error::NotADatabase {
+                        path: PathBuf::new(),
+                        message,
+                    },
+                    _ if message.contains("database disk image is malformed") => {
+                        Error::Corrupt {
+                            path: None,
                             message,
                         }
                     }

@@ -188,6 +188,16 @@ impl Upkeep {
     ) -> Result<CheckpointReport> {
         let started = Instant::now();
         let wal_bytes_before = self.wal_bytes();
+        // The connection first, then the gate: a writer holding the gate never waits for the
+        // pool, so an exhausted pool is a PoolTimeout here and never a Busy for other writers.
+        let mut conn = self.pool.get_timeout(checkout_timeout).map_err(|error| {
+            let waited = started.elapsed();
+            tracing::warn!(mode = %mode, %error, "Database checkpoint: no write connection");
+            Error::PoolTimeout {
+                role: Role::Write,
+                waited,
+            }
+        })?;
         // FULL, RESTART and TRUNCATE take SQLite's write lock. They queue on the write gate
         // like a transaction, so this process's writers line up behind them fairly instead
         // of starving them in SQLite's 1-100 ms busy-handler sleeps. PASSIVE takes no write
@@ -199,18 +209,11 @@ impl Upkeep {
                 Error::Busy
             })?),
         };
-        let result = self.pool.get_timeout(checkout_timeout).map_err(|error| {
-            let waited = started.elapsed();
-            tracing::warn!(mode = %mode, %error, "Database checkpoint: no write connection");
-            Error::PoolTimeout {
-                role: Role::Write,
-                waited,
-            }
-        });
-        let row = result.and_then(|mut conn| self.run_pragma(&mut conn, mode));
+        let row = self.run_pragma(&mut conn, mode);
         if let Some(gate) = gate {
             MutexGuard::unlock_fair(gate);
         }
+        drop(conn);
         let row = row?;
         let frames = |n: i64| u64::try_from(n).ok();
         let report = CheckpointReport {
@@ -498,7 +501,9 @@ fn run_check(conn: &mut SqliteConnection, depth: CheckDepth) -> Result<Vec<Strin
             .map(str::to_owned)
             .collect()),
         // The check could not even read a page: that is the problem it found.
-        Err(Error::NotADatabase { message, .. }) => Ok(vec![message]),
+        Err(Error::NotADatabase { message, .. } | Error::Corrupt { message, .. }) => {
+            Ok(vec![message])
+        }
         Err(e) => Err(e),
     }
 }
@@ -921,10 +926,10 @@ impl Database {
     }
 
     fn maintenance_connection(&self) -> Result<MaintenanceConnection> {
-        if self.config().location().is_memory() {
+        if self.location().is_memory() {
             return Ok(MaintenanceConnection::Pooled(self.write_connection()?));
         }
-        let mut conn = SqliteConnection::establish(&self.config().location().sqlite_uri())?;
+        let mut conn = SqliteConnection::establish(self.uri())?;
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = {}",
             self.config().busy_timeout().as_millis()

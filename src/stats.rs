@@ -19,15 +19,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use diesel::connection::{Connection, DebugQuery, Instrumentation, InstrumentationEvent};
-use diesel::r2d2::CustomizeConnection;
-use diesel::sqlite::SqliteConnection;
+use diesel::connection::{DebugQuery, Instrumentation, InstrumentationEvent};
 use r2d2::event::{AcquireEvent, CheckinEvent, CheckoutEvent, ReleaseEvent, TimeoutEvent};
 use serde::{Serialize, Serializer};
 
-use crate::database::Database;
+use crate::database::{Database, PoolObserver, is_polling_write_lock};
 use crate::error::is_busy_error;
-use crate::pragmas::{PragmaCustomizer, Role};
+use crate::pragmas::Role;
 
 /// Which pool a set of statistics describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -421,9 +419,23 @@ impl Metrics {
         }
     }
 
-    /// False when the configuration turned the checkout and statement counters off.
-    pub(crate) fn enabled(&self) -> bool {
-        self.enabled
+    /// The collectors of the pool that serves `role` (its r2d2 events and, for each new
+    /// connection, a statement timer), or `None` when the counters are off.
+    pub(crate) fn observer(&self, role: Role, slow_query: Option<Duration>) -> Option<PoolObserver> {
+        if !self.enabled {
+            return None;
+        }
+        let pool = Arc::clone(self.pool(role));
+        Some(PoolObserver {
+            events: Box::new(PoolEventHandler(Arc::clone(&pool))),
+            statements: Box::new(move || {
+                Box::new(QueryInstrumentation {
+                    metrics: Arc::clone(&pool),
+                    slow_query,
+                    started: None,
+                })
+            }),
+        })
     }
 
     /// Counts a transaction that began; `committed` is false when it was rolled back.
@@ -475,43 +487,6 @@ impl r2d2::HandleEvent for PoolEventHandler {
     }
 }
 
-/// The pool's connection customizer when instrumentation is on: the role's PRAGMAs, then the
-/// statement instrumentation (installed after the PRAGMAs so that only the application's
-/// statements are counted).
-#[derive(Debug)]
-pub(crate) struct InstrumentingCustomizer {
-    pub(crate) pragmas: PragmaCustomizer,
-    pub(crate) metrics: Arc<PoolMetrics>,
-    pub(crate) slow_query: Option<Duration>,
-}
-
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for InstrumentingCustomizer {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        self.pragmas.on_acquire(conn)?;
-        conn.set_instrumentation(QueryInstrumentation {
-            metrics: self.metrics.clone(),
-            slow_query: self.slow_query,
-            started: None,
-        });
-        Ok(())
-    }
-}
-
-thread_local! {
-    /// Set while `begin_immediate` polls for the write lock: its attempts that find the lock
-    /// taken are waiting, not failed statements, and are neither counted nor logged. The
-    /// last attempt, at the deadline, is counted like any statement.
-    static POLLING_WRITE_LOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `f` with this thread marked as polling for the write lock.
-pub(crate) fn polling_write_lock<T>(f: impl FnOnce() -> T) -> T {
-    POLLING_WRITE_LOCK.with(|flag| flag.set(true));
-    let result = f();
-    POLLING_WRITE_LOCK.with(|flag| flag.set(false));
-    result
-}
-
 /// Times each statement of one connection. diesel calls it on the thread that runs the
 /// statement, between `StartQuery` and `FinishQuery` (the latter once the last row was read).
 struct QueryInstrumentation {
@@ -529,7 +504,7 @@ impl Instrumentation for QueryInstrumentation {
                     .started
                     .take()
                     .map_or(Duration::ZERO, |started| started.elapsed());
-                if error.is_some_and(is_busy_error) && POLLING_WRITE_LOCK.with(|flag| flag.get()) {
+                if error.is_some_and(is_busy_error) && is_polling_write_lock() {
                     return;
                 }
                 let busy = self.metrics.record_query(elapsed, error);

@@ -40,7 +40,7 @@ use diesel::sqlite::SqliteConnection;
 use serde::Serialize;
 
 use crate::batch::{BatchRows, insert_chunks};
-use crate::database::{Database, PooledConnection, write_on};
+use crate::database::{Database, PooledConnection, aborted, write_on};
 use crate::error::{Error, Result};
 
 /// Where a repository operation runs: on a [`Database`] or on a connection the caller holds.
@@ -53,9 +53,13 @@ pub trait Executor: Sized {
     /// [`Error::PoolTimeout`], or whatever `f` returned.
     fn read<T>(self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T>;
 
-    /// Runs a write. On `&Database`: its own immediate transaction. On a connection inside a
-    /// transaction: a savepoint, so a failure undoes only this operation; on a connection
-    /// outside any transaction: an immediate transaction.
+    /// Runs a write. On `&Database`: its own immediate transaction. On a connection outside
+    /// any transaction: an immediate transaction taken the same way (the write gate, then the
+    /// lock). On a connection inside a transaction: a savepoint, so a statement-level failure
+    /// (a constraint, say) undoes only this operation and the transaction goes on; a failure
+    /// after which SQLite rolled back the whole transaction (I/O error, full disk, out of
+    /// memory, interrupt) is returned as is, and every later operation in that transaction
+    /// fails with [`Error::TransactionAborted`] (see [`Database::transaction`]).
     ///
     /// # Errors
     ///
@@ -81,7 +85,7 @@ pub trait Executor: Sized {
 impl Executor for &Database {
     fn read<T>(self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {
         let mut conn = self.read_connection()?;
-        f(&mut conn)
+        f(&mut conn).map_err(|e| self.locate(e))
     }
 
     fn write<T>(self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {
@@ -99,6 +103,11 @@ impl Executor for &Database {
 
 impl Executor for &mut SqliteConnection {
     fn read<T>(self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {
+        // Inside a transaction SQLite rolled back, a read would see the database without the
+        // transaction's own writes: refuse it like a write.
+        if let Some(error) = aborted(self) {
+            return Err(error);
+        }
         f(self)
     }
 

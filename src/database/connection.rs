@@ -1,0 +1,206 @@
+//! What litedal keeps with every pooled connection, and the r2d2 customizer that sets it up.
+//!
+//! [`ConnectionState`] is installed as the connection's diesel instrumentation, the one slot
+//! diesel offers for per-connection data: it sees every statement, holds the connection's
+//! [`RawHandle`], knows the database's shared write settings ([`WriteContext`]) so that a
+//! write on a connection the caller holds takes the write lock exactly as
+//! [`Database::transaction`](crate::Database::transaction) does, and forwards statement events
+//! to the statistics collector when there is one.
+
+use std::sync::Arc;
+
+use diesel::connection::{Connection, Instrumentation, InstrumentationEvent};
+use diesel::r2d2::CustomizeConnection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+
+use super::raw::RawHandle;
+use super::transaction::WriteContext;
+use crate::error::Error;
+use crate::pragmas::PragmaCustomizer;
+
+/// Makes the statistics collector of one pool for a new connection (`None`: no statistics).
+pub(crate) type ObserverFactory = Box<dyn Fn() -> Box<dyn Instrumentation> + Send + Sync>;
+
+/// Why SQLite rolled back a write transaction on its own: the failed statement's error, kept
+/// so that it can be returned again (to later operations and to the caller).
+#[derive(Debug, Clone)]
+pub(crate) struct AbortCause {
+    kind: DatabaseErrorKind,
+    message: String,
+}
+
+impl AbortCause {
+    fn of(error: &DieselError) -> AbortCause {
+        match error {
+            DieselError::DatabaseError(kind, info) => AbortCause {
+                kind: *kind,
+                message: info.message().to_owned(),
+            },
+            other => AbortCause {
+                kind: DatabaseErrorKind::Unknown,
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// The cause as an error litedal already mapped (the round trip through
+    /// [`AbortCause::error`] gives the same variant for the errors that make SQLite roll back
+    /// a transaction: I/O errors, a full disk, out of memory, an interrupt, corruption).
+    fn of_mapped(error: &Error) -> AbortCause {
+        let unknown = |message: &str| AbortCause {
+            kind: DatabaseErrorKind::Unknown,
+            message: message.to_owned(),
+        };
+        match error {
+            Error::Database(diesel) => AbortCause::of(diesel),
+            Error::DiskFull { message }
+            | Error::Corrupt { message, .. }
+            | Error::NotADatabase { message, .. }
+            | Error::ReadOnly { message }
+            | Error::Locked { message } => unknown(message),
+            Error::Busy => unknown("database is locked"),
+            other => unknown(&other.to_string()),
+        }
+    }
+
+    /// The original error, as litedal maps it (`Error::DiskFull`, an I/O error, ...).
+    pub(crate) fn error(&self) -> Error {
+        Error::from(DieselError::DatabaseError(
+            self.kind,
+            Box::new(self.message.clone()),
+        ))
+    }
+}
+
+/// litedal's per-connection state, installed as the connection's instrumentation.
+pub(crate) struct ConnectionState {
+    raw: RawHandle,
+    writes: Arc<WriteContext>,
+    observer: Option<Box<dyn Instrumentation>>,
+    /// A litedal write transaction is open on this connection.
+    in_write: bool,
+    /// Set when SQLite rolled back that transaction on its own.
+    abort: Option<AbortCause>,
+}
+
+impl ConnectionState {
+    /// litedal's state of `conn`, or `None` for a connection litedal did not open (or whose
+    /// instrumentation the application replaced).
+    pub(crate) fn of(conn: &mut SqliteConnection) -> Option<&mut ConnectionState> {
+        conn.instrumentation().downcast_mut::<ConnectionState>()
+    }
+
+    /// The write settings shared by the database's connections.
+    pub(crate) fn writes(&self) -> &Arc<WriteContext> {
+        &self.writes
+    }
+
+    /// True when SQLite has no transaction open.
+    pub(crate) fn is_autocommit(&self) -> bool {
+        self.raw.is_autocommit()
+    }
+
+    /// True when the open write transaction was rolled back by SQLite (or by a `ROLLBACK`
+    /// the application ran itself) instead of by litedal.
+    pub(crate) fn lost(&self) -> bool {
+        self.in_write && (self.abort.is_some() || self.raw.lost())
+    }
+
+    /// A litedal write transaction began: from now on only its own COMMIT may commit.
+    pub(crate) fn begin_write(&mut self) {
+        self.in_write = true;
+        self.abort = None;
+        self.raw.arm();
+    }
+
+    /// The write transaction is about to end (litedal's own ROLLBACK, or it was lost).
+    pub(crate) fn end_write(&mut self) {
+        self.in_write = false;
+        self.abort = None;
+        self.raw.disarm();
+    }
+
+    /// Lets litedal's COMMIT, which comes next, through the commit hook.
+    pub(crate) fn allow_commit(&self) {
+        self.raw.allow_commit();
+    }
+
+    /// Why SQLite rolled back the open write transaction, if it did.
+    pub(crate) fn abort(&self) -> Option<&AbortCause> {
+        self.abort.as_ref()
+    }
+
+    /// When the open write transaction was lost and no cause is known yet, takes `error`
+    /// (what the operation that ran last returned) as the cause.
+    pub(crate) fn note_loss(&mut self, error: &Error) {
+        if self.in_write && self.abort.is_none() && self.raw.lost() {
+            self.abort = Some(AbortCause::of_mapped(error));
+        }
+    }
+
+    /// Commits the commit hook refused on this connection.
+    pub(crate) fn refused_commits(&self) -> u64 {
+        self.raw.flags().refused()
+    }
+}
+
+impl Instrumentation for ConnectionState {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        match &event {
+            // The first failed statement during which SQLite rolled back litedal's open write
+            // transaction is the cause: its error is what the caller must see. (diesel reports
+            // errors of statements that return rows only to the caller, so for those the
+            // cause is taken from what the operation returned: see `note_loss`.)
+            InstrumentationEvent::FinishQuery {
+                error: Some(error), ..
+            } if self.in_write && self.abort.is_none() && self.raw.lost() => {
+                self.abort = Some(AbortCause::of(error));
+            }
+            _ => {}
+        }
+        if let Some(observer) = &mut self.observer {
+            observer.on_connection_event(event);
+        }
+    }
+}
+
+/// The r2d2 customizer of litedal's pools: finds the connection's SQLite handle, applies the
+/// role's PRAGMAs, then installs [`ConnectionState`] (after the PRAGMAs, so that statistics
+/// count only the application's statements).
+pub(crate) struct ConnectionCustomizer {
+    pub(crate) pragmas: PragmaCustomizer,
+    pub(crate) writes: Arc<WriteContext>,
+    pub(crate) observer: Option<ObserverFactory>,
+}
+
+impl std::fmt::Debug for ConnectionCustomizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionCustomizer")
+            .field("role", &self.pragmas.role)
+            .field("observed", &self.observer.is_some())
+            .finish()
+    }
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionCustomizer {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        let role = self.pragmas.role;
+        let raw = RawHandle::capture(conn).map_err(|message| {
+            tracing::error!(role = %role, %message, "Database could not set up a new connection");
+            diesel::r2d2::Error::QueryError(DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new(message),
+            ))
+        })?;
+        self.pragmas.on_acquire(conn)?;
+        conn.set_instrumentation(ConnectionState {
+            raw,
+            writes: Arc::clone(&self.writes),
+            observer: self.observer.as_ref().map(|make| make()),
+            in_write: false,
+            abort: None,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,571 @@
+//! [`Database`]: the handle that owns the read and write pools of one SQLite file and runs
+//! transactions on them.
+//!
+//! - `open.rs`: the open sequence: data directory (0700) -> database file created 0600 before
+//!   SQLite sees it (SQLite gives `-wal`/`-shm` the mode of the database file) -> the path
+//!   resolved once -> one connection sets `busy_timeout`, then `journal_mode=WAL` once and
+//!   verifies it -> embedded migrations inside `BEGIN IMMEDIATE` (so concurrent processes
+//!   opening one file do not race).
+//! - `pool.rs`: the write pool, then the read pool, each connection set up by
+//!   `connection.rs` (its role's PRAGMAs and litedal's per-connection state).
+//! - `transaction.rs`: immediate write transactions, the write gate, lock polling, savepoints,
+//!   and what happens when SQLite rolls a transaction back on its own.
+//! - `raw.rs`: the connection's `sqlite3*` handle, the only `unsafe` code of the crate.
+
+mod connection;
+mod open;
+mod pool;
+mod raw;
+mod transaction;
+
+use std::io::ErrorKind;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::path::Path;
+use std::sync::Arc;
+#[cfg(feature = "metrics-server")]
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::ConnectionManager;
+use diesel::sql_types::{BigInt, Text};
+use diesel::sqlite::SqliteConnection;
+use parking_lot::Mutex;
+
+pub(crate) use pool::{PoolObserver, SqlitePool};
+pub(crate) use transaction::{WritingGuard, aborted, is_polling_write_lock, write_on};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::maintenance::{Checkpointer, Upkeep};
+use crate::pragmas::Role;
+use crate::stats::{FileStats, Metrics};
+use crate::url::DatabaseLocation;
+use pool::MemoryHolder;
+use transaction::WriteContext;
+
+/// A connection checked out of one of the pools; returns to its pool when dropped.
+pub type PooledConnection = diesel::r2d2::PooledConnection<ConnectionManager<SqliteConnection>>;
+
+/// The database: the read and write pools of one SQLite file.
+///
+/// `Clone + Send + Sync` and cheap to clone (an `Arc`); the pools close when the last clone
+/// is dropped.
+///
+/// ```
+/// use diesel::prelude::*;
+/// use litedal::{Config, Database};
+///
+/// let dir = tempfile::tempdir()?;
+/// let url = format!("sqlite://{}/app.db", dir.path().display());
+/// let db = Database::open(Config::builder().database_url(url).build()?)?;
+/// let count: i64 = db.read(|conn| {
+///     Ok(litedal::schema::users::table.count().get_result(conn)?)
+/// })?;
+/// assert_eq!(count, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    /// Dropped first, so the endpoint stops (and its thread is joined) before the pools close.
+    #[cfg(feature = "metrics-server")]
+    metrics_server: Mutex<Option<crate::metrics::MetricsServer>>,
+    config: Config,
+    /// Where the database is, resolved once at open (absolute, symlinks resolved).
+    location: DatabaseLocation,
+    /// The URI every connection opens (computed once: an in-memory database's name is unique).
+    uri: String,
+    write_pool: SqlitePool,
+    /// The write pool itself when one pool serves both roles.
+    read_pool: SqlitePool,
+    /// What the connections share for writes: the gate, the busy timeout, the counters.
+    writes: Arc<WriteContext>,
+    /// Which thread holds an in-memory database's only connection.
+    memory_holder: Option<Arc<MemoryHolder>>,
+    journal_mode: String,
+    /// Counters behind `connection_stats()`, shared with the pools' handlers.
+    metrics: Arc<Metrics>,
+    /// A connection outside the pools for the PRAGMAs of `connection_stats()`, opened on first
+    /// use, so that taking statistics does not move the pools' counters.
+    monitor: Mutex<Option<SqliteConnection>>,
+    /// Checkpoint state shared with the background checkpointer thread (which never holds
+    /// this `Inner`, so dropping the last `Database` clone really drops it).
+    pub(crate) upkeep: Arc<Upkeep>,
+    /// The background checkpointer; stopped and joined when the last clone drops.
+    checkpointer: Option<Checkpointer>,
+    /// Keeps an in-memory database alive while the pool recycles its connection.
+    _memory_anchor: Option<std::sync::Mutex<SqliteConnection>>,
+    /// When the database was opened (the checkpoint age before the first checkpoint).
+    opened_at: Instant,
+}
+
+/// A [`Database`] that does not keep it open (for the metrics endpoint's thread).
+#[cfg(feature = "metrics-server")]
+#[derive(Clone)]
+pub(crate) struct WeakDatabase(Weak<Inner>);
+
+#[cfg(feature = "metrics-server")]
+impl WeakDatabase {
+    /// The database, unless its last clone was dropped.
+    pub(crate) fn upgrade(&self) -> Option<Database> {
+        self.0.upgrade().map(|inner| Database { inner })
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("location", &self.inner.location)
+            .field("journal_mode", &self.inner.journal_mode)
+            .field("read_pool_size", &self.inner.config.read_pool_size())
+            .field("write_pool_size", &self.inner.config.write_pool_size())
+            .finish()
+    }
+}
+
+#[derive(QueryableByName)]
+struct ReadProbe {
+    #[diesel(sql_type = Text)]
+    journal_mode: String,
+    #[diesel(sql_type = BigInt)]
+    #[allow(dead_code)]
+    objects: i64,
+}
+
+/// The health check's read probe: reads the schema (so the file is really read, under a
+/// read lock) and returns the journal mode in force.
+pub(crate) fn read_probe(conn: &mut SqliteConnection) -> QueryResult<String> {
+    diesel::sql_query(
+        "SELECT (SELECT journal_mode FROM pragma_journal_mode()) AS journal_mode, \
+         (SELECT count(*) FROM sqlite_schema) AS objects",
+    )
+    .get_result::<ReadProbe>(conn)
+    .map(|probe| probe.journal_mode)
+}
+
+#[derive(QueryableByName)]
+struct PageCounts {
+    #[diesel(sql_type = BigInt)]
+    page_size: i64,
+    #[diesel(sql_type = BigInt)]
+    page_count: i64,
+    #[diesel(sql_type = BigInt)]
+    freelist_count: i64,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database that `config` describes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the data directory or file cannot be created (or the path is a
+    /// directory), [`Error::NotADatabase`] for a file that is not SQLite (left untouched),
+    /// [`Error::ReadOnly`], [`Error::Busy`] when another process holds the database locked
+    /// past the busy timeout, [`Error::Migration`], or [`Error::PoolTimeout`] when the pools
+    /// cannot be filled.
+    pub fn open(config: Config) -> Result<Database> {
+        #[cfg(not(feature = "metrics-server"))]
+        if let Some(addr) = config.metrics_addr() {
+            return Err(Error::config(
+                "DB_METRICS_ADDR",
+                addr.to_string(),
+                "litedal was built without its `metrics-server` feature; unset the variable \
+                 or enable the feature",
+            ));
+        }
+        let started = Instant::now();
+        raw::register_open_hook().map_err(|message| {
+            Error::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::Unknown,
+                Box::new(message),
+            ))
+        })?;
+        if let Some(path) = config.location().path() {
+            open::prepare_file(
+                path,
+                config.database_url(),
+                config.location().creates_missing_file(),
+            )?;
+        }
+        let location = open::resolve(config.location())?;
+        let uri = location.sqlite_uri();
+        let path = location.path().map(Path::to_path_buf);
+        let opened = open::open_first_connection(&config, &uri);
+        let (mut first, journal_mode) = match opened {
+            Ok(v) => v,
+            Err(e) => return Err(e.with_path(path.as_deref().unwrap_or(Path::new(":memory:")))),
+        };
+
+        let metrics = Arc::new(Metrics::new(
+            config.separate_read_write(),
+            config.instrumentation(),
+        ));
+        let writes = Arc::new(WriteContext::new(
+            config.write_gate(),
+            config.busy_timeout(),
+            Arc::clone(&metrics),
+        ));
+        let memory_holder = location
+            .is_memory()
+            .then(|| Arc::new(MemoryHolder::default()));
+        let build = |role: Role, size: u32| {
+            pool::build_pool(
+                &config,
+                role,
+                size,
+                &uri,
+                &writes,
+                memory_holder.clone(),
+                metrics.observer(role, config.slow_query()),
+            )
+        };
+        let write_pool = build(Role::Write, config.write_pool_size())?;
+        let read_pool = if config.separate_read_write() {
+            build(Role::Read, config.read_pool_size())?
+        } else {
+            write_pool.clone()
+        };
+        let memory_anchor = if location.is_memory() {
+            // Writable connection that never runs a statement again: it only keeps the
+            // shared in-memory database alive.
+            first.batch_execute("PRAGMA query_only = OFF")?;
+            Some(std::sync::Mutex::new(first))
+        } else {
+            drop(first);
+            None
+        };
+        tracing::info!(
+            location = %location.to_url(),
+            journal_mode = %journal_mode,
+            read_pool = config.read_pool_size(),
+            write_pool = config.write_pool_size(),
+            separate_read_write = config.separate_read_write(),
+            synchronous = %config.pragmas(Role::Write).synchronous,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "Database opened"
+        );
+        let metrics_addr = config.metrics_addr();
+        let upkeep = Arc::new(Upkeep::new(
+            write_pool.clone(),
+            writes.gate().cloned(),
+            path.as_deref(),
+            config.busy_timeout(),
+        ));
+        let checkpointer = Checkpointer::start(&upkeep, &config, &journal_mode)?;
+        let db = Database {
+            inner: Arc::new(Inner {
+                #[cfg(feature = "metrics-server")]
+                metrics_server: Mutex::new(None),
+                config,
+                location,
+                uri,
+                write_pool,
+                read_pool,
+                writes,
+                memory_holder,
+                journal_mode,
+                metrics,
+                monitor: Mutex::new(None),
+                upkeep,
+                checkpointer,
+                _memory_anchor: memory_anchor,
+                opened_at: started,
+            }),
+        };
+        #[cfg(feature = "metrics-server")]
+        if let Some(addr) = metrics_addr {
+            let server = crate::metrics::MetricsServer::start(&db, addr)?;
+            *db.inner.metrics_server.lock() = Some(server);
+        }
+        #[cfg(not(feature = "metrics-server"))]
+        let _ = metrics_addr;
+        Ok(db)
+    }
+
+    /// The address the `/metrics` + `/health` endpoint listens on, when `DB_METRICS_ADDR` is
+    /// set and the endpoint is running (with port 0 in the setting, the port picked).
+    #[cfg(feature = "metrics-server")]
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner
+            .metrics_server
+            .lock()
+            .as_ref()
+            .map(crate::metrics::MetricsServer::local_addr)
+    }
+
+    /// Stops the `/metrics` + `/health` endpoint started by [`Database::open`] and waits for
+    /// its thread to end; returns false when none was running. Dropping the last clone of the
+    /// `Database` does the same.
+    #[cfg(feature = "metrics-server")]
+    pub fn shutdown_metrics_server(&self) -> bool {
+        let server = self.inner.metrics_server.lock().take();
+        match server {
+            Some(server) => {
+                server.shutdown();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A handle that does not keep the database open.
+    #[cfg(feature = "metrics-server")]
+    pub(crate) fn downgrade(&self) -> WeakDatabase {
+        WeakDatabase(Arc::downgrade(&self.inner))
+    }
+
+    /// The pool that serves `role`.
+    pub(crate) fn pool(&self, role: Role) -> &SqlitePool {
+        match role {
+            Role::Read => &self.inner.read_pool,
+            Role::Write => &self.inner.write_pool,
+        }
+    }
+
+    /// The counters behind `connection_stats()`.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// File sizes and page counts, or `None` in memory. Failures are logged and leave the
+    /// figure out rather than failing the statistics.
+    pub(crate) fn file_stats(&self) -> Option<FileStats> {
+        let path = self.path()?;
+        let size = |path: &Path| match std::fs::metadata(path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == ErrorKind::NotFound => 0,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "Database statistics: file size unreadable");
+                0
+            }
+        };
+        let mut files = FileStats {
+            database_bytes: size(path),
+            wal_bytes: self.inner.upkeep.wal_path().map_or(0, size),
+            ..FileStats::default()
+        };
+        match self.page_counts() {
+            Ok(counts) => {
+                let positive = |n: i64| u64::try_from(n).ok();
+                files.page_size = positive(counts.page_size);
+                files.page_count = positive(counts.page_count);
+                files.freelist_count = positive(counts.freelist_count);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Database statistics: page counts unreadable");
+            }
+        }
+        Some(files)
+    }
+
+    /// `page_size`, `page_count` and `freelist_count`, read on the monitoring connection.
+    fn page_counts(&self) -> Result<PageCounts> {
+        let mut monitor = self.inner.monitor.lock();
+        let conn = match &mut *monitor {
+            Some(conn) => conn,
+            slot => {
+                let mut conn = SqliteConnection::establish(&self.inner.uri)?;
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA query_only = ON",
+                    self.inner.config.busy_timeout().as_millis()
+                ))?;
+                slot.insert(conn)
+            }
+        };
+        let result = diesel::sql_query(
+            "SELECT p.page_size, c.page_count, f.freelist_count \
+             FROM pragma_page_size() AS p, pragma_page_count() AS c, pragma_freelist_count() AS f",
+        )
+        .get_result::<PageCounts>(conn);
+        if result.is_err() {
+            // Reopen next time rather than keep a connection in an unknown state.
+            *monitor = None;
+        }
+        Ok(result?)
+    }
+
+    /// While the background checkpointer runs: the time since the database was opened.
+    pub(crate) fn checkpointer_running(&self) -> Option<Duration> {
+        self.inner
+            .checkpointer
+            .as_ref()
+            .map(|_| self.inner.opened_at.elapsed())
+    }
+
+    /// An identity of this database (shared by its clones) for the per-thread
+    /// nested-transaction check.
+    pub(crate) fn id(&self) -> usize {
+        self.inner.writes.id
+    }
+
+    /// The URI every connection of this database opens (the resolved path; an in-memory
+    /// database's unique name).
+    pub(crate) fn uri(&self) -> &str {
+        &self.inner.uri
+    }
+
+    /// Adds the database's path to an error that names none.
+    pub(crate) fn locate(&self, error: Error) -> Error {
+        match self.path() {
+            Some(path) => error.with_path(path),
+            None => error,
+        }
+    }
+
+    /// Opens the database configured by the environment ([`Config::from_env`]).
+    ///
+    /// # Errors
+    ///
+    /// A configuration error, or any error of [`Database::open`].
+    pub fn from_env() -> Result<Database> {
+        Database::open(Config::from_env()?)
+    }
+
+    /// The configuration the database was opened with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The database file, or `None` for an in-memory database: absolute, with symlinks
+    /// resolved, as it was when the database was opened. Every connection opened later (and
+    /// every backup, statistic and check) uses this path, even if the application changes its
+    /// working directory afterwards.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.location.path()
+    }
+
+    /// Where the database is, resolved at open (see [`Database::path`]);
+    /// [`Config::location`] is the location as configured.
+    pub fn location(&self) -> &DatabaseLocation {
+        &self.inner.location
+    }
+
+    /// The journal mode in force (`"wal"` unless WAL was disabled or the database is in memory).
+    pub fn journal_mode(&self) -> &str {
+        &self.inner.journal_mode
+    }
+
+    /// A connection from the read pool (`query_only` when the pools are separate).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolTimeout`] when no connection became free within `DB_POOL_TIMEOUT`.
+    pub fn read_connection(&self) -> Result<PooledConnection> {
+        self.checkout(Role::Read)
+    }
+
+    /// A connection from the write pool, outside any transaction.
+    ///
+    /// Prefer [`Database::transaction`]: a statement run here in autocommit mode still waits
+    /// for the write lock with `busy_timeout`, but a multi-statement transaction started with
+    /// a deferred `BEGIN` can fail with [`Error::Busy`] at once when it upgrades to a write.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolTimeout`] when no connection became free within `DB_POOL_TIMEOUT`.
+    pub fn write_connection(&self) -> Result<PooledConnection> {
+        self.checkout(Role::Write)
+    }
+
+    pub(crate) fn checkout(&self, role: Role) -> Result<PooledConnection> {
+        pool::checkout(self.pool(role), role, self.inner.memory_holder.as_deref())
+    }
+
+    /// Runs `f` in an immediate write transaction: commits when it returns `Ok`, rolls back
+    /// when it returns `Err` or panics (the panic then continues).
+    ///
+    /// The write lock is taken at `BEGIN IMMEDIATE`, where litedal waits for other writers up
+    /// to the busy timeout; a deferred `BEGIN` that reads and then writes would instead fail
+    /// at once with "database is locked" when another writer committed in between. `f` runs
+    /// exactly once: only taking the lock waits, never a retry of `f`. The connection is
+    /// checked out before the writer queues for the lock, so an exhausted write pool is
+    /// [`Error::PoolTimeout`] and a held lock is [`Error::Busy`].
+    ///
+    /// Repository writes inside `f` (and nested `conn.transaction(..)` calls) are savepoints:
+    /// when one fails with a constraint error, SQLite undoes that statement, the savepoint
+    /// undoes the rest of that operation, and `f` may go on. When a statement fails with an
+    /// I/O error, a full disk while the page cache spills, out of memory or an interrupt,
+    /// SQLite rolls back the *whole* transaction: every later repository operation in `f`
+    /// then fails with [`Error::TransactionAborted`], nothing run on the connection can commit,
+    /// and `transaction` returns that first error (e.g. [`Error::DiskFull`]) even if `f`
+    /// swallowed it and returned `Ok`. Calling `Database::transaction` again on the same thread
+    /// returns [`Error::NestedTransaction`] instead of waiting for itself.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`] when the lock stayed taken past the busy timeout, [`Error::PoolTimeout`],
+    /// the original error when SQLite rolled the transaction back, or whatever `f` returned
+    /// (after rollback).
+    pub fn transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T>,
+    {
+        let _writing = WritingGuard::enter(self.id())?;
+        let mut conn = self.checkout(Role::Write)?;
+        transaction::write_transaction(&mut conn, &self.inner.writes, f)
+            .map_err(|e| self.locate(e))
+    }
+
+    /// Runs `f` on a read connection inside one read transaction, so every statement in it
+    /// sees the same snapshot of the database.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolTimeout`], or whatever `f` returned.
+    pub fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T>,
+    {
+        self.read_inner(f).map_err(|e| self.locate(e))
+    }
+
+    fn read_inner<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T>,
+    {
+        let mut pooled = self.checkout(Role::Read)?;
+        let conn: &mut SqliteConnection = &mut pooled;
+        let mut began = false;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            conn.transaction(|conn| {
+                began = true;
+                f(conn)
+            })
+        }));
+        match result {
+            Ok(result) => {
+                if began {
+                    self.inner
+                        .metrics
+                        .record_transaction(Role::Read, result.is_ok());
+                }
+                result
+            }
+            Err(panic) => {
+                let _ = AnsiTransactionManager::rollback_transaction(conn);
+                self.inner.metrics.record_transaction(Role::Read, false);
+                resume_unwind(panic)
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    /// Runs when the last `Database` clone is dropped: the checkpointer thread is stopped and
+    /// joined first (so nothing else touches the pools), then `PRAGMA optimize`; the pools
+    /// close after this returns.
+    fn drop(&mut self) {
+        if let Some(mut checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
+        if !self.location.is_memory() {
+            crate::maintenance::optimize_on_close(&self.write_pool);
+        }
+    }
+}
+

@@ -1,0 +1,189 @@
+//! The open sequence: the data directory and file, the journal mode, migrations, and the
+//! checks that refuse a file litedal could not use.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::MigrationHarness;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::pragmas::Role;
+use crate::url::DatabaseLocation;
+
+#[derive(QueryableByName)]
+struct JournalMode {
+    #[diesel(sql_type = Text)]
+    journal_mode: String,
+}
+
+/// The location SQLite opens, with a file's path made absolute and its symlinks resolved,
+/// once, at open: every later open (r2d2 replacing a connection, the monitoring and backup
+/// connections) and every file operation uses this path, so an application that changes its
+/// working directory keeps using the same file. (SQLite resolves symlinks the same way, so the
+/// `-wal` and `-shm` files are beside the resolved path.)
+///
+/// # Errors
+///
+/// [`Error::Io`] naming the path when it cannot be resolved.
+pub(crate) fn resolve(location: &DatabaseLocation) -> Result<DatabaseLocation> {
+    match location {
+        DatabaseLocation::Memory => Ok(DatabaseLocation::Memory),
+        DatabaseLocation::File { path, params } => {
+            let resolved = std::fs::canonicalize(path)
+                .map_err(|e| Error::io("resolving the database path", path, e))?;
+            Ok(DatabaseLocation::File {
+                path: resolved,
+                params: params.clone(),
+            })
+        }
+    }
+}
+
+/// Creates the data directory (0700) and the database file (0600) if they do not exist.
+/// With `create` false (a `file:` URI with `mode=rw` or `mode=ro`), a missing file is an
+/// error, as SQLite itself would report it, instead of a new empty database.
+pub(crate) fn prepare_file(path: &Path, url: &str, create: bool) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(Error::io(
+                "opening the database: DATABASE_URL names a directory, not a file:",
+                path,
+                std::io::Error::new(ErrorKind::IsADirectory, format!("DATABASE_URL={url}")),
+            ));
+        }
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound && !create => {
+            return Err(Error::io(
+                "opening the database (the URI's mode= does not create it):",
+                path,
+                e,
+            ));
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("reading the metadata of", path, e)),
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::io("creating the data directory", dir, e))?;
+        }
+    }
+    // Created here with 0600 (whatever the umask says) because SQLite gives the -wal and -shm
+    // files the permissions of the database file. An empty file is a valid empty database.
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io("setting the mode of", path, e))?;
+            Ok(())
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io("creating the database file", path, e)),
+    }
+}
+
+/// Opens the first connection: busy_timeout, journal mode (set and verified), migrations,
+/// and a dry run of both roles' PRAGMAs so a bad one fails here instead of inside r2d2.
+pub(crate) fn open_first_connection(config: &Config, uri: &str) -> Result<(SqliteConnection, String)> {
+    let mut conn = SqliteConnection::establish(uri)?;
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {}",
+        config.busy_timeout().as_millis()
+    ))?;
+    // Switching the journal mode needs an exclusive lock that busy_timeout does not wait for,
+    // so it is done once here, never per pooled connection.
+    let wanted = if config.enable_wal() { "WAL" } else { "DELETE" };
+    let mode = set_journal_mode(&mut conn, wanted, config.busy_timeout())?;
+    let memory = config.location().is_memory();
+    if !memory && !mode.eq_ignore_ascii_case(wanted) {
+        return Err(Error::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new(format!(
+                "PRAGMA journal_mode={wanted} was not applied: SQLite answered {mode:?}"
+            )),
+        )));
+    }
+    if config.run_migrations() {
+        let migrations = config.migrations();
+        let applied = conn.immediate_transaction(|conn| {
+            conn.run_pending_migrations(migrations)
+                .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .map_err(|e| Error::Migration(e.to_string()))
+        })?;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "Database migrations applied");
+        }
+    }
+    check_writable(&mut conn)?;
+    // Dry run of the role PRAGMAs; the writer's last so the connection stays writable.
+    config.pragmas(Role::Read).apply(&mut conn)?;
+    config.pragmas(Role::Write).apply(&mut conn)?;
+    Ok((conn, mode))
+}
+
+#[derive(QueryableByName)]
+struct UserVersion {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    user_version: i32,
+}
+
+/// Fails with [`Error::ReadOnly`] when SQLite could open the database only for reading (an
+/// immutable or read-only file, `mode=ro`): better at open than at the first write.
+/// `BEGIN IMMEDIATE` alone succeeds on such a file in WAL mode, so this rewrites the header's
+/// `user_version` with its own value inside a transaction that is rolled back: nothing is
+/// written.
+fn check_writable(conn: &mut SqliteConnection) -> Result<()> {
+    let version = diesel::sql_query("PRAGMA user_version")
+        .get_result::<UserVersion>(conn)?
+        .user_version;
+    conn.batch_execute("BEGIN IMMEDIATE")?;
+    let probe = conn.batch_execute(&format!("PRAGMA user_version = {version}"));
+    let rollback = conn.batch_execute("ROLLBACK");
+    probe?;
+    rollback?;
+    Ok(())
+}
+
+/// Sets the journal mode. Retries while another connection holds the lock it needs, for up to
+/// `busy_timeout` (SQLite's busy handler does not cover this case).
+fn set_journal_mode(
+    conn: &mut SqliteConnection,
+    mode: &str,
+    busy_timeout: Duration,
+) -> Result<String> {
+    let deadline = Instant::now() + busy_timeout;
+    loop {
+        let result: std::result::Result<Vec<JournalMode>, _> =
+            diesel::sql_query(format!("PRAGMA journal_mode = {mode}")).load(conn);
+        match result.map_err(Error::from) {
+            Ok(rows) => {
+                return Ok(rows
+                    .into_iter()
+                    .next()
+                    .map(|r| r.journal_mode)
+                    .unwrap_or_default());
+            }
+            Err(Error::Busy) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+

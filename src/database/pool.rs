@@ -1,0 +1,180 @@
+//! The role pools: how they are built, and checking a connection out of one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use diesel::r2d2::ConnectionManager;
+use diesel::sqlite::SqliteConnection;
+use r2d2::event::{AcquireEvent, CheckinEvent, CheckoutEvent, ReleaseEvent, TimeoutEvent};
+
+use super::PooledConnection;
+use super::connection::{ConnectionCustomizer, ObserverFactory};
+use super::transaction::WriteContext;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::pragmas::{PragmaCustomizer, Role};
+
+pub(crate) type SqlitePool = diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>;
+
+/// What observes a pool from above the core: its r2d2 events and its statements.
+pub(crate) struct PoolObserver {
+    pub(crate) events: Box<dyn r2d2::HandleEvent>,
+    pub(crate) statements: ObserverFactory,
+}
+
+/// Which thread holds the only connection of an in-memory database (0: none), so that a
+/// second checkout on that thread fails at once instead of waiting for itself.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryHolder(AtomicU64);
+
+/// This thread's token for [`MemoryHolder`] (never 0).
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static TOKEN: u64 = NEXT.fetch_add(1, Relaxed);
+    }
+    TOKEN.with(|token| *token)
+}
+
+/// r2d2's event handler of a litedal pool: releases the in-memory connection's holder on
+/// check-in and forwards every event to the statistics, if any.
+#[derive(Debug)]
+struct PoolEvents {
+    holder: Option<Arc<MemoryHolder>>,
+    observer: Option<Box<dyn r2d2::HandleEvent>>,
+}
+
+impl r2d2::HandleEvent for PoolEvents {
+    fn handle_acquire(&self, event: AcquireEvent) {
+        if let Some(o) = &self.observer {
+            o.handle_acquire(event);
+        }
+    }
+
+    fn handle_release(&self, event: ReleaseEvent) {
+        if let Some(o) = &self.observer {
+            o.handle_release(event);
+        }
+    }
+
+    fn handle_checkout(&self, event: CheckoutEvent) {
+        if let Some(o) = &self.observer {
+            o.handle_checkout(event);
+        }
+    }
+
+    fn handle_timeout(&self, event: TimeoutEvent) {
+        if let Some(o) = &self.observer {
+            o.handle_timeout(event);
+        }
+    }
+
+    fn handle_checkin(&self, event: CheckinEvent) {
+        if let Some(holder) = &self.holder {
+            holder.0.store(0, Relaxed);
+        }
+        if let Some(o) = &self.observer {
+            o.handle_checkin(event);
+        }
+    }
+}
+
+/// r2d2 reports connection errors here; they go to `tracing` instead of the `log` crate.
+#[derive(Debug)]
+struct TracingErrorHandler {
+    role: Role,
+}
+
+impl r2d2::HandleError<diesel::r2d2::Error> for TracingErrorHandler {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        tracing::error!(role = %self.role, %error, "Database connection error in pool");
+    }
+}
+
+/// Builds the pool of `role`, opening all its connections.
+pub(crate) fn build_pool(
+    config: &Config,
+    role: Role,
+    size: u32,
+    uri: &str,
+    writes: &Arc<WriteContext>,
+    holder: Option<Arc<MemoryHolder>>,
+    observer: Option<PoolObserver>,
+) -> Result<SqlitePool> {
+    let manager = ConnectionManager::<SqliteConnection>::new(uri);
+    let (events, statements) = match observer {
+        Some(o) => (Some(o.events), Some(o.statements)),
+        None => (None, None),
+    };
+    let instrumented = statements.is_some();
+    let pool = diesel::r2d2::Pool::builder()
+        .event_handler(Box::new(PoolEvents {
+            holder,
+            observer: events,
+        }))
+        .connection_customizer(Box::new(ConnectionCustomizer {
+            pragmas: PragmaCustomizer {
+                role,
+                pragmas: config.pragmas(role),
+            },
+            writes: Arc::clone(writes),
+            observer: statements,
+        }))
+        .max_size(size)
+        // All connections are opened up front so a checkout never waits for an open.
+        .min_idle(Some(size))
+        // SQLite connections do not go stale like network ones: no recycling, no per-checkout
+        // `SELECT 1` (it costs a round trip on every checkout and protects nothing).
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_on_check_out(false)
+        .connection_timeout(config.pool_timeout())
+        .error_handler(Box::new(TracingErrorHandler { role }))
+        .build(manager)
+        .map_err(|error| {
+            tracing::error!(role = %role, %error, "Database pool could not be filled");
+            Error::PoolTimeout {
+                role,
+                waited: config.pool_timeout(),
+            }
+        })?;
+    tracing::info!(
+        role = %role,
+        size,
+        instrumented,
+        slow_query_ms = config.slow_query().map(|d| d.as_millis() as u64),
+        "Database pool created"
+    );
+    Ok(pool)
+}
+
+/// A connection of `pool`, waiting at most the pool's timeout.
+///
+/// # Errors
+///
+/// [`Error::ConnectionHeld`] at once when this thread holds the in-memory database's only
+/// connection already, [`Error::PoolTimeout`] when none became free in time.
+pub(crate) fn checkout(
+    pool: &SqlitePool,
+    role: Role,
+    holder: Option<&MemoryHolder>,
+) -> Result<PooledConnection> {
+    let token = holder.map(|holder| {
+        let me = thread_token();
+        (holder, me, holder.0.load(Relaxed) == me)
+    });
+    if let Some((_, _, true)) = token {
+        return Err(Error::ConnectionHeld);
+    }
+    let started = Instant::now();
+    let conn = pool.get().map_err(|error| {
+        let waited = started.elapsed();
+        tracing::warn!(role = %role, waited_ms = waited.as_millis() as u64, %error, "Database pool checkout timed out");
+        Error::PoolTimeout { role, waited }
+    })?;
+    if let Some((holder, me, _)) = token {
+        holder.0.store(me, Relaxed);
+    }
+    Ok(conn)
+}
