@@ -333,8 +333,8 @@ fn point_reads(s: &Settings, dir: &std::path::Path, table: &mut Table) -> BoxRes
                 let mut found = 0;
                 for _ in 0..per_thread {
                     stmt.bind_int(1, next_id(&mut state, n))?;
-                    if stmt.step()? {
-                        let user = stmt.user();
+                    if let Some(row) = stmt.step()? {
+                        let user = row.user()?;
                         found += usize::from(user.id > 0 && !user.name.is_empty());
                     }
                     stmt.reset()?;
@@ -388,8 +388,8 @@ fn point_reads(s: &Settings, dir: &std::path::Path, table: &mut Table) -> BoxRes
             stmt.bind_text(2, "%@bench.example")?;
             stmt.bind_int(3, 100)?;
             let mut rows = 0;
-            while stmt.step()? {
-                let _user = stmt.user();
+            while let Some(row) = stmt.step()? {
+                let _user = row.user()?;
                 rows += 1;
             }
             stmt.reset()?;
@@ -846,6 +846,10 @@ fn main() -> BoxResult<()> {
     }
     let quick = std::env::args().any(|a| a == "--quick");
     let s = Settings::new(quick);
+    if s.quick {
+        raw_sqlite::self_check()?;
+        eprintln!("raw_sqlite self-check passed");
+    }
     let dir = tempfile::tempdir()?;
     let mut table = Table { rows: vec![] };
     let started = Instant::now();

@@ -160,7 +160,9 @@ pub enum Error {
     /// the same closure fails with this error, and no statement run on the connection can
     /// commit until the closure returns; the transaction itself then returns the original
     /// error (`cause`), or this one when there is none.
-    #[error("the transaction was rolled back by SQLite before it could commit; nothing of it was committed")]
+    #[error(
+        "the transaction was rolled back by SQLite before it could commit; nothing of it was committed"
+    )]
     TransactionAborted {
         /// The error of the statement whose failure made SQLite roll back, when known.
         #[source]
@@ -303,7 +305,10 @@ impl Error {
                     message,
                 }
             }
-            Error::Corrupt { path: None, message } => Error::Corrupt {
+            Error::Corrupt {
+                path: None,
+                message,
+            } => Error::Corrupt {
                 path: Some(db_path.to_path_buf()),
                 message,
             },
@@ -381,12 +386,10 @@ impl From<DieselError> for Error {
                         path: PathBuf::new(),
                         message,
                     },
-                    _ if message.contains("database disk image is malformed") => {
-                        Error::Corrupt {
-                            path: None,
-                            message,
-                        }
-                    }
+                    _ if message.contains("database disk image is malformed") => Error::Corrupt {
+                        path: None,
+                        message,
+                    },
                     _ => Error::Database(DieselError::DatabaseError(kind, info)),
                 }
             }
@@ -469,5 +472,60 @@ mod tests {
             Error::from(DieselError::NotFound),
             Error::NotFound
         ));
+    }
+
+    #[test]
+    fn locked_corrupt_and_not_null_have_their_own_variants() {
+        for message in [
+            "database table is locked: t",
+            "database schema is locked: main",
+        ] {
+            let error = Error::from(db_error(DatabaseErrorKind::Unknown, message));
+            assert!(
+                matches!(error, Error::Locked { .. }),
+                "{message}: {error:?}"
+            );
+            assert!(!error.is_busy());
+        }
+        match Error::from(db_error(
+            DatabaseErrorKind::NotNullViolation,
+            "NOT NULL constraint failed: users.name",
+        )) {
+            Error::NotNull {
+                column,
+                chunk: None,
+            } => assert_eq!(column, "users.name"),
+            other => panic!("unexpected {other:?}"),
+        }
+        let corrupt = Error::from(db_error(
+            DatabaseErrorKind::Unknown,
+            "database disk image is malformed",
+        ));
+        assert!(matches!(corrupt, Error::Corrupt { path: None, .. }));
+        let located = corrupt.with_path(std::path::Path::new("/srv/app/main.db"));
+        assert!(matches!(&located, Error::Corrupt { path: Some(p), .. } if p.ends_with("main.db")));
+        assert_eq!(
+            located.to_string(),
+            "/srv/app/main.db is corrupt: database disk image is malformed"
+        );
+    }
+
+    #[test]
+    fn an_aborted_transaction_keeps_its_cause_as_the_source() {
+        use std::error::Error as _;
+        let cause = Error::from(db_error(
+            DatabaseErrorKind::Unknown,
+            "database or disk is full",
+        ));
+        assert!(matches!(cause, Error::DiskFull { .. }));
+        let aborted = Error::TransactionAborted {
+            cause: Some(Box::new(cause)),
+        };
+        assert!(!aborted.to_string().contains("disk is full"), "{aborted}");
+        let source = aborted
+            .source()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(source.contains("disk is full"), "{source}");
     }
 }

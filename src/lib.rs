@@ -5,6 +5,7 @@ pub mod batch;
 pub mod config;
 pub mod database;
 pub mod error;
+mod file_locks;
 pub mod health;
 pub mod maintenance;
 pub mod metrics;

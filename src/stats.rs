@@ -421,7 +421,11 @@ impl Metrics {
 
     /// The collectors of the pool that serves `role` (its r2d2 events and, for each new
     /// connection, a statement timer), or `None` when the counters are off.
-    pub(crate) fn observer(&self, role: Role, slow_query: Option<Duration>) -> Option<PoolObserver> {
+    pub(crate) fn observer(
+        &self,
+        role: Role,
+        slow_query: Option<Duration>,
+    ) -> Option<PoolObserver> {
         if !self.enabled {
             return None;
         }

@@ -164,7 +164,8 @@ impl Database {
     /// # Errors
     ///
     /// [`Error::Io`] when the data directory or file cannot be created (or the path is a
-    /// directory), [`Error::NotADatabase`] for a file that is not SQLite (left untouched),
+    /// directory), [`Error::NotADatabase`] for a file that is not SQLite and
+    /// [`Error::Corrupt`] for a damaged one (both left untouched),
     /// [`Error::ReadOnly`], [`Error::Busy`] when another process holds the database locked
     /// past the busy timeout, [`Error::Migration`], or [`Error::PoolTimeout`] when the pools
     /// cannot be filled.
@@ -461,9 +462,11 @@ impl Database {
 
     /// A connection from the write pool, outside any transaction.
     ///
-    /// Prefer [`Database::transaction`]: a statement run here in autocommit mode still waits
-    /// for the write lock with `busy_timeout`, but a multi-statement transaction started with
-    /// a deferred `BEGIN` can fail with [`Error::Busy`] at once when it upgrades to a write.
+    /// Prefer [`Database::transaction`]. Repository writes on this connection take the lock
+    /// exactly as a transaction does (the write gate, then lock polling). A statement run here
+    /// directly in autocommit mode waits for the write lock with `busy_timeout`, but a
+    /// multi-statement transaction started with a deferred `BEGIN` can fail with
+    /// [`Error::Busy`] at once when it upgrades to a write.
     ///
     /// # Errors
     ///
@@ -507,8 +510,7 @@ impl Database {
     {
         let _writing = WritingGuard::enter(self.id())?;
         let mut conn = self.checkout(Role::Write)?;
-        transaction::write_transaction(&mut conn, &self.inner.writes, f)
-            .map_err(|e| self.locate(e))
+        transaction::write_transaction(&mut conn, &self.inner.writes, f).map_err(|e| self.locate(e))
     }
 
     /// Runs `f` on a read connection inside one read transaction, so every statement in it
@@ -568,4 +570,3 @@ impl Drop for Inner {
         }
     }
 }
-

@@ -100,7 +100,10 @@ pub(crate) fn prepare_file(path: &Path, url: &str, create: bool) -> Result<()> {
 
 /// Opens the first connection: busy_timeout, journal mode (set and verified), migrations,
 /// and a dry run of both roles' PRAGMAs so a bad one fails here instead of inside r2d2.
-pub(crate) fn open_first_connection(config: &Config, uri: &str) -> Result<(SqliteConnection, String)> {
+pub(crate) fn open_first_connection(
+    config: &Config,
+    uri: &str,
+) -> Result<(SqliteConnection, String)> {
     let mut conn = SqliteConnection::establish(uri)?;
     conn.batch_execute(&format!(
         "PRAGMA busy_timeout = {}",
@@ -186,4 +189,3 @@ fn set_journal_mode(
         }
     }
 }
-

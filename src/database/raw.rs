@@ -66,7 +66,8 @@ pub(crate) fn register_open_hook() -> Result<(), String> {
     static REGISTERED: OnceLock<c_int> = OnceLock::new();
     // SAFETY: `remember_opened` has the signature SQLite expects of an auto-extension entry
     // point and is a `'static` function; registering it twice is a no-op for SQLite.
-    let rc = *REGISTERED.get_or_init(|| unsafe { ffi::sqlite3_auto_extension(Some(remember_opened)) });
+    let rc =
+        *REGISTERED.get_or_init(|| unsafe { ffi::sqlite3_auto_extension(Some(remember_opened)) });
     if rc == ffi::SQLITE_OK {
         Ok(())
     } else {
@@ -108,8 +109,8 @@ unsafe extern "C" fn refuse_foreign_commits(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `HookFlags` registered with this hook; SQLite keeps it alive as
     // client data until `destroy_flags` unregisters the hook (see the module docs).
     let flags = unsafe { &*(arg as *const HookFlags) };
-    let allowed = !flags.armed.load(Relaxed)
-        || (flags.committing.load(Relaxed) && !flags.lost.load(Relaxed));
+    let allowed =
+        !flags.armed.load(Relaxed) || (flags.committing.load(Relaxed) && !flags.lost.load(Relaxed));
     if allowed {
         0
     } else {
@@ -177,9 +178,8 @@ impl RawHandle {
         // SAFETY: `db` was handed to `remember_opened` by a successful open on this thread,
         // and the last open on this thread was `conn`'s (r2d2 calls the customizer right
         // after `establish`); the check below confirms it before anything else uses it.
-        let autocommit = |db: NonNull<ffi::sqlite3>| unsafe {
-            ffi::sqlite3_get_autocommit(db.as_ptr()) != 0
-        };
+        let autocommit =
+            |db: NonNull<ffi::sqlite3>| unsafe { ffi::sqlite3_get_autocommit(db.as_ptr()) != 0 };
         let outside = autocommit(db);
         conn.batch_execute("BEGIN").map_err(|e| e.to_string())?;
         let inside = autocommit(db);
@@ -198,7 +198,12 @@ impl RawHandle {
         // SAFETY: `db` is `conn`'s open handle (checked above). SQLite owns `owned` from here
         // on and releases it through `destroy_flags`, which also unregisters the hook.
         let rc = unsafe {
-            ffi::sqlite3_set_clientdata(db.as_ptr(), CLIENT_DATA.as_ptr(), owned, Some(destroy_flags))
+            ffi::sqlite3_set_clientdata(
+                db.as_ptr(),
+                CLIENT_DATA.as_ptr(),
+                owned,
+                Some(destroy_flags),
+            )
         };
         if rc != ffi::SQLITE_OK {
             // SAFETY: SQLite did not take `owned` (and calls no destructor on failure).

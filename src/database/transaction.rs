@@ -151,7 +151,8 @@ pub(crate) fn write_transaction<T>(
     writes: &WriteContext,
     f: impl FnOnce(&mut SqliteConnection) -> Result<T>,
 ) -> Result<T> {
-    let result = writes.queue(|| run_immediate(conn, writes.busy_timeout, Some(&writes.metrics), f));
+    let result =
+        writes.queue(|| run_immediate(conn, writes.busy_timeout, Some(&writes.metrics), f));
     if let Err(Error::Busy) = &result {
         tracing::warn!("Database busy: write lock not acquired within the busy timeout");
     }
@@ -361,7 +362,9 @@ struct BusyTimeout {
 /// The busy timeout set on a connection litedal did not open.
 fn busy_timeout_of(conn: &mut SqliteConnection) -> Result<Duration> {
     let row = diesel::sql_query("PRAGMA busy_timeout").get_result::<BusyTimeout>(conn)?;
-    Ok(Duration::from_millis(u64::try_from(row.timeout).unwrap_or(0)))
+    Ok(Duration::from_millis(
+        u64::try_from(row.timeout).unwrap_or(0),
+    ))
 }
 
 /// Takes SQLite's write lock with `BEGIN IMMEDIATE`, retrying until `busy_timeout` passes.
