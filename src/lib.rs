@@ -1,41 +1,55 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+// The layers, from the bottom up (see the README's code map): `error`, `url`, `pragmas` and
+// `config`; the core `database`; `upkeep` and `observe` beside it; `open`, which composes them;
+// the building blocks `batch` and `migrate`; the example domain `models`, `schema` and `repo`.
+
 pub mod batch;
 pub mod config;
 pub mod database;
 pub mod error;
-mod file_locks;
-pub mod health;
-pub mod maintenance;
-pub mod metrics;
 pub mod migrate;
 pub mod models;
+pub mod observe;
+mod open;
 pub mod pragmas;
 pub mod repo;
 #[allow(missing_docs)]
 pub mod schema;
-pub mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upkeep;
 pub mod url;
 
+pub use observe::{health, stats};
+
+/// Upkeep's former name: `litedal::maintenance::restore` and the other paths of earlier
+/// versions keep working.
+pub use upkeep as maintenance;
+
+/// Prometheus text exposition and, with the `metrics-server` feature, the HTTP endpoint (the
+/// path of earlier versions; the code lives in [`observe`]).
+pub mod metrics {
+    #[cfg(feature = "metrics-server")]
+    pub use crate::observe::MetricsServer;
+    pub use crate::observe::metrics::*;
+}
+
 pub use batch::BatchRows;
-pub use config::{Config, ConfigBuilder, MIGRATIONS, Migrations};
+pub use config::{Config, ConfigBuilder, HealthThresholds, Limits, MIGRATIONS, Migrations};
 pub use database::{Database, PooledConnection};
 pub use error::{BatchChunk, Error, Result};
-pub use health::{
-    HealthCheck, HealthReport, HealthStatus, HealthThresholds, Limits, Measured, Threshold,
-};
-pub use maintenance::{
-    BackupProgress, BackupReport, CheckDepth, CheckpointReport, Overwrite, RestoreReport,
-};
 #[cfg(feature = "metrics-server")]
-pub use metrics::MetricsServer;
-pub use pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
-pub use repo::{Limit, Page};
-pub use stats::{
+pub use observe::MetricsServer;
+pub use observe::health::{HealthCheck, HealthReport, HealthStatus, Measured, Threshold};
+pub use observe::stats::{
     ConnectionStats, FileStats, PoolName, PoolStats, QueryStats, TransactionCounts,
     TransactionStats,
+};
+pub use pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
+pub use repo::{Limit, Page};
+pub use upkeep::{
+    BackupProgress, BackupReport, CheckDepth, CheckpointReport, Overwrite, RestoreReport,
 };
 pub use url::DatabaseLocation;

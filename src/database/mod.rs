@@ -13,34 +13,33 @@
 //! - `raw.rs`: the connection's `sqlite3*` handle, the only `unsafe` code of the crate.
 
 mod connection;
+mod observer;
 mod open;
 mod pool;
 mod raw;
 mod transaction;
 
-use std::io::ErrorKind;
+use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 #[cfg(feature = "metrics-server")]
 use std::sync::Weak;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::ConnectionManager;
-use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::SqliteConnection;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
+pub(crate) use observer::{Observer, Service};
 pub(crate) use pool::{PoolObserver, SqlitePool};
 pub(crate) use transaction::{WritingGuard, aborted, is_polling_write_lock, write_on};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::maintenance::{Checkpointer, Upkeep};
 use crate::pragmas::Role;
-use crate::stats::{FileStats, Metrics};
 use crate::url::DatabaseLocation;
 use pool::MemoryHolder;
 use transaction::WriteContext;
@@ -72,9 +71,6 @@ pub struct Database {
 }
 
 pub(crate) struct Inner {
-    /// Dropped first, so the endpoint stops (and its thread is joined) before the pools close.
-    #[cfg(feature = "metrics-server")]
-    metrics_server: Mutex<Option<crate::metrics::MetricsServer>>,
     config: Config,
     /// Where the database is, resolved once at open (absolute, symlinks resolved).
     location: DatabaseLocation,
@@ -83,25 +79,19 @@ pub(crate) struct Inner {
     write_pool: SqlitePool,
     /// The write pool itself when one pool serves both roles.
     read_pool: SqlitePool,
-    /// What the connections share for writes: the gate, the busy timeout, the counters.
+    /// What the connections share for writes: the gate, the busy timeout, the observer.
     writes: Arc<WriteContext>,
     /// Which thread holds an in-memory database's only connection.
     memory_holder: Option<Arc<MemoryHolder>>,
     journal_mode: String,
-    /// Counters behind `connection_stats()`, shared with the pools' handlers.
-    metrics: Arc<Metrics>,
-    /// A connection outside the pools for the PRAGMAs of `connection_stats()`, opened on first
-    /// use, so that taking statistics does not move the pools' counters.
-    monitor: Mutex<Option<SqliteConnection>>,
-    /// Checkpoint state shared with the background checkpointer thread (which never holds
-    /// this `Inner`, so dropping the last `Database` clone really drops it).
-    pub(crate) upkeep: Arc<Upkeep>,
-    /// The background checkpointer; stopped and joined when the last clone drops.
-    checkpointer: Option<Checkpointer>,
+    /// State that the layers above the core attach at open (statistics counters, checkpoint
+    /// state), found again by type.
+    extensions: RwLock<Vec<Arc<dyn Any + Send + Sync>>>,
+    /// Background services started beside the core, stopped newest first when the last
+    /// clone is dropped, before the pools close.
+    services: Mutex<Vec<Box<dyn Service>>>,
     /// Keeps an in-memory database alive while the pool recycles its connection.
     _memory_anchor: Option<std::sync::Mutex<SqliteConnection>>,
-    /// When the database was opened (the checkpoint age before the first checkpoint).
-    opened_at: Instant,
 }
 
 /// A [`Database`] that does not keep it open (for the metrics endpoint's thread).
@@ -128,57 +118,11 @@ impl std::fmt::Debug for Database {
     }
 }
 
-#[derive(QueryableByName)]
-struct ReadProbe {
-    #[diesel(sql_type = Text)]
-    journal_mode: String,
-    #[diesel(sql_type = BigInt)]
-    #[allow(dead_code)]
-    objects: i64,
-}
-
-/// The health check's read probe: reads the schema (so the file is really read, under a
-/// read lock) and returns the journal mode in force.
-pub(crate) fn read_probe(conn: &mut SqliteConnection) -> QueryResult<String> {
-    diesel::sql_query(
-        "SELECT (SELECT journal_mode FROM pragma_journal_mode()) AS journal_mode, \
-         (SELECT count(*) FROM sqlite_schema) AS objects",
-    )
-    .get_result::<ReadProbe>(conn)
-    .map(|probe| probe.journal_mode)
-}
-
-#[derive(QueryableByName)]
-struct PageCounts {
-    #[diesel(sql_type = BigInt)]
-    page_size: i64,
-    #[diesel(sql_type = BigInt)]
-    page_count: i64,
-    #[diesel(sql_type = BigInt)]
-    freelist_count: i64,
-}
-
 impl Database {
-    /// Opens (creating if needed) the database that `config` describes.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Io`] when the data directory or file cannot be created (or the path is a
-    /// directory), [`Error::NotADatabase`] for a file that is not SQLite and
-    /// [`Error::Corrupt`] for a damaged one (both left untouched),
-    /// [`Error::ReadOnly`], [`Error::Busy`] when another process holds the database locked
-    /// past the busy timeout, [`Error::Migration`], or [`Error::PoolTimeout`] when the pools
-    /// cannot be filled.
-    pub fn open(config: Config) -> Result<Database> {
-        #[cfg(not(feature = "metrics-server"))]
-        if let Some(addr) = config.metrics_addr() {
-            return Err(Error::config(
-                "DB_METRICS_ADDR",
-                addr.to_string(),
-                "litedal was built without its `metrics-server` feature; unset the variable \
-                 or enable the feature",
-            ));
-        }
+    /// The core of [`Database::open`]: the file, the journal mode, migrations and the pools,
+    /// with `observer` watching them. What runs beside the core (statistics, the checkpointer,
+    /// the metrics endpoint) is added by the caller.
+    pub(crate) fn open_core(config: Config, observer: Arc<dyn Observer>) -> Result<Database> {
         let started = Instant::now();
         raw::register_open_hook().map_err(|message| {
             Error::Database(diesel::result::Error::DatabaseError(
@@ -202,14 +146,10 @@ impl Database {
             Err(e) => return Err(e.with_path(path.as_deref().unwrap_or(Path::new(":memory:")))),
         };
 
-        let metrics = Arc::new(Metrics::new(
-            config.separate_read_write(),
-            config.instrumentation(),
-        ));
         let writes = Arc::new(WriteContext::new(
             config.write_gate(),
             config.busy_timeout(),
-            Arc::clone(&metrics),
+            Arc::clone(&observer),
         ));
         let memory_holder = location
             .is_memory()
@@ -222,7 +162,7 @@ impl Database {
                 &uri,
                 &writes,
                 memory_holder.clone(),
-                metrics.observer(role, config.slow_query()),
+                observer.pool(role),
             )
         };
         let write_pool = build(Role::Write, config.write_pool_size())?;
@@ -250,18 +190,8 @@ impl Database {
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "Database opened"
         );
-        let metrics_addr = config.metrics_addr();
-        let upkeep = Arc::new(Upkeep::new(
-            write_pool.clone(),
-            writes.gate().cloned(),
-            path.as_deref(),
-            config.busy_timeout(),
-        ));
-        let checkpointer = Checkpointer::start(&upkeep, &config, &journal_mode)?;
-        let db = Database {
+        Ok(Database {
             inner: Arc::new(Inner {
-                #[cfg(feature = "metrics-server")]
-                metrics_server: Mutex::new(None),
                 config,
                 location,
                 uri,
@@ -270,48 +200,45 @@ impl Database {
                 writes,
                 memory_holder,
                 journal_mode,
-                metrics,
-                monitor: Mutex::new(None),
-                upkeep,
-                checkpointer,
+                extensions: RwLock::new(Vec::new()),
+                services: Mutex::new(Vec::new()),
                 _memory_anchor: memory_anchor,
-                opened_at: started,
             }),
-        };
-        #[cfg(feature = "metrics-server")]
-        if let Some(addr) = metrics_addr {
-            let server = crate::metrics::MetricsServer::start(&db, addr)?;
-            *db.inner.metrics_server.lock() = Some(server);
-        }
-        #[cfg(not(feature = "metrics-server"))]
-        let _ = metrics_addr;
-        Ok(db)
+        })
     }
 
-    /// The address the `/metrics` + `/health` endpoint listens on, when `DB_METRICS_ADDR` is
-    /// set and the endpoint is running (with port 0 in the setting, the port picked).
-    #[cfg(feature = "metrics-server")]
-    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+    /// Attaches state of a layer above the core, found again with [`Database::extension`].
+    pub(crate) fn add_extension<T: Any + Send + Sync>(&self, extension: Arc<T>) {
+        self.inner.extensions.write().push(extension);
+    }
+
+    /// The extension of type `T`, if one was attached.
+    pub(crate) fn extension<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         self.inner
-            .metrics_server
-            .lock()
-            .as_ref()
-            .map(crate::metrics::MetricsServer::local_addr)
+            .extensions
+            .read()
+            .iter()
+            .find_map(|e| Arc::clone(e).downcast::<T>().ok())
     }
 
-    /// Stops the `/metrics` + `/health` endpoint started by [`Database::open`] and waits for
-    /// its thread to end; returns false when none was running. Dropping the last clone of the
-    /// `Database` does the same.
-    #[cfg(feature = "metrics-server")]
-    pub fn shutdown_metrics_server(&self) -> bool {
-        let server = self.inner.metrics_server.lock().take();
-        match server {
-            Some(server) => {
-                server.shutdown();
-                true
-            }
-            None => false,
-        }
+    /// Hands a background service to the database, which stops it when its last clone is
+    /// dropped (newest service first), before the pools close.
+    pub(crate) fn add_service(&self, service: Box<dyn Service>) {
+        self.inner.services.lock().push(service);
+    }
+
+    /// The write gate, shared with blocking checkpoints.
+    pub(crate) fn write_gate(&self) -> Option<&Arc<Mutex<()>>> {
+        self.inner.writes.gate()
+    }
+
+    /// The `-wal` file beside the database file, or `None` in memory.
+    pub(crate) fn wal_path(&self) -> Option<PathBuf> {
+        self.path().map(|path| {
+            let mut name = path.as_os_str().to_owned();
+            name.push("-wal");
+            PathBuf::from(name)
+        })
     }
 
     /// A handle that does not keep the database open.
@@ -326,76 +253,6 @@ impl Database {
             Role::Read => &self.inner.read_pool,
             Role::Write => &self.inner.write_pool,
         }
-    }
-
-    /// The counters behind `connection_stats()`.
-    pub(crate) fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
-    }
-
-    /// File sizes and page counts, or `None` in memory. Failures are logged and leave the
-    /// figure out rather than failing the statistics.
-    pub(crate) fn file_stats(&self) -> Option<FileStats> {
-        let path = self.path()?;
-        let size = |path: &Path| match std::fs::metadata(path) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == ErrorKind::NotFound => 0,
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "Database statistics: file size unreadable");
-                0
-            }
-        };
-        let mut files = FileStats {
-            database_bytes: size(path),
-            wal_bytes: self.inner.upkeep.wal_path().map_or(0, size),
-            ..FileStats::default()
-        };
-        match self.page_counts() {
-            Ok(counts) => {
-                let positive = |n: i64| u64::try_from(n).ok();
-                files.page_size = positive(counts.page_size);
-                files.page_count = positive(counts.page_count);
-                files.freelist_count = positive(counts.freelist_count);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "Database statistics: page counts unreadable");
-            }
-        }
-        Some(files)
-    }
-
-    /// `page_size`, `page_count` and `freelist_count`, read on the monitoring connection.
-    fn page_counts(&self) -> Result<PageCounts> {
-        let mut monitor = self.inner.monitor.lock();
-        let conn = match &mut *monitor {
-            Some(conn) => conn,
-            slot => {
-                let mut conn = SqliteConnection::establish(&self.inner.uri)?;
-                conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA query_only = ON",
-                    self.inner.config.busy_timeout().as_millis()
-                ))?;
-                slot.insert(conn)
-            }
-        };
-        let result = diesel::sql_query(
-            "SELECT p.page_size, c.page_count, f.freelist_count \
-             FROM pragma_page_size() AS p, pragma_page_count() AS c, pragma_freelist_count() AS f",
-        )
-        .get_result::<PageCounts>(conn);
-        if result.is_err() {
-            // Reopen next time rather than keep a connection in an unknown state.
-            *monitor = None;
-        }
-        Ok(result?)
-    }
-
-    /// While the background checkpointer runs: the time since the database was opened.
-    pub(crate) fn checkpointer_running(&self) -> Option<Duration> {
-        self.inner
-            .checkpointer
-            .as_ref()
-            .map(|_| self.inner.opened_at.elapsed())
     }
 
     /// An identity of this database (shared by its clones) for the per-thread
@@ -416,15 +273,6 @@ impl Database {
             Some(path) => error.with_path(path),
             None => error,
         }
-    }
-
-    /// Opens the database configured by the environment ([`Config::from_env`]).
-    ///
-    /// # Errors
-    ///
-    /// A configuration error, or any error of [`Database::open`].
-    pub fn from_env() -> Result<Database> {
-        Database::open(Config::from_env()?)
     }
 
     /// The configuration the database was opened with.
@@ -543,14 +391,18 @@ impl Database {
             Ok(result) => {
                 if began {
                     self.inner
-                        .metrics
-                        .record_transaction(Role::Read, result.is_ok());
+                        .writes
+                        .observer
+                        .transaction_ended(Role::Read, result.is_ok());
                 }
                 result
             }
             Err(panic) => {
                 let _ = AnsiTransactionManager::rollback_transaction(conn);
-                self.inner.metrics.record_transaction(Role::Read, false);
+                self.inner
+                    .writes
+                    .observer
+                    .transaction_ended(Role::Read, false);
                 resume_unwind(panic)
             }
         }
@@ -558,15 +410,12 @@ impl Database {
 }
 
 impl Drop for Inner {
-    /// Runs when the last `Database` clone is dropped: the checkpointer thread is stopped and
-    /// joined first (so nothing else touches the pools), then `PRAGMA optimize`; the pools
-    /// close after this returns.
+    /// Runs when the last `Database` clone is dropped: the background services are stopped
+    /// (and their threads joined), newest first; the pools close after this returns.
     fn drop(&mut self) {
-        if let Some(mut checkpointer) = self.checkpointer.take() {
-            checkpointer.stop();
-        }
-        if !self.location.is_memory() {
-            crate::maintenance::optimize_on_close(&self.write_pool);
+        let services = std::mem::take(self.services.get_mut());
+        for mut service in services.into_iter().rev() {
+            service.stop();
         }
     }
 }

@@ -31,9 +31,9 @@ use diesel::sqlite::SqliteConnection;
 use parking_lot::{Mutex, MutexGuard};
 
 use super::connection::ConnectionState;
+use super::observer::Observer;
 use crate::error::{Error, Result};
 use crate::pragmas::Role;
-use crate::stats::Metrics;
 
 thread_local! {
     /// The databases (by id) whose write transaction this thread is inside.
@@ -88,8 +88,7 @@ impl Drop for WritingGuard {
 }
 
 /// What every connection of one database shares for writes: its identity, the write gate,
-/// the busy timeout and the transaction counters.
-#[derive(Debug)]
+/// the busy timeout and the observer that counts transactions.
 pub(crate) struct WriteContext {
     /// Identity of the database, for the per-thread nested-transaction check.
     pub(crate) id: usize,
@@ -97,17 +96,31 @@ pub(crate) struct WriteContext {
     /// gate is disabled and lock polling arbitrates alone. Blocking checkpoints queue here too.
     gate: Option<Arc<Mutex<()>>>,
     pub(crate) busy_timeout: Duration,
-    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) observer: Arc<dyn Observer>,
+}
+
+impl std::fmt::Debug for WriteContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteContext")
+            .field("id", &self.id)
+            .field("gate", &self.gate.is_some())
+            .field("busy_timeout", &self.busy_timeout)
+            .finish()
+    }
 }
 
 impl WriteContext {
-    pub(crate) fn new(gate: bool, busy_timeout: Duration, metrics: Arc<Metrics>) -> WriteContext {
+    pub(crate) fn new(
+        gate: bool,
+        busy_timeout: Duration,
+        observer: Arc<dyn Observer>,
+    ) -> WriteContext {
         static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         WriteContext {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             gate: gate.then(|| Arc::new(Mutex::new(()))),
             busy_timeout,
-            metrics,
+            observer,
         }
     }
 
@@ -152,7 +165,7 @@ pub(crate) fn write_transaction<T>(
     f: impl FnOnce(&mut SqliteConnection) -> Result<T>,
 ) -> Result<T> {
     let result =
-        writes.queue(|| run_immediate(conn, writes.busy_timeout, Some(&writes.metrics), f));
+        writes.queue(|| run_immediate(conn, writes.busy_timeout, Some(&*writes.observer), f));
     if let Err(Error::Busy) = &result {
         tracing::warn!("Database busy: write lock not acquired within the busy timeout");
     }
@@ -234,12 +247,12 @@ fn savepoint<T>(
 }
 
 /// `BEGIN IMMEDIATE` (waiting for the lock up to `busy_timeout`), `f`, then `COMMIT`, or
-/// `ROLLBACK` on error or panic. Counts the transaction in `metrics` once it began (a `BEGIN`
+/// `ROLLBACK` on error or panic. Reports the transaction to `observer` once it began (a `BEGIN`
 /// that stayed busy is not a transaction).
 fn run_immediate<T, F>(
     conn: &mut SqliteConnection,
     busy_timeout: Duration,
-    metrics: Option<&Metrics>,
+    observer: Option<&dyn Observer>,
     f: F,
 ) -> Result<T>
 where
@@ -251,8 +264,8 @@ where
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut *conn)));
     let record = |committed: bool| {
-        if let Some(metrics) = metrics {
-            metrics.record_transaction(Role::Write, committed);
+        if let Some(observer) = observer {
+            observer.transaction_ended(Role::Write, committed);
         }
     };
 

@@ -1,219 +1,35 @@
-//! Connection statistics: [`Database::connection_stats`] and the collectors behind it.
+//! The collectors behind [`Database::connection_stats`]: counters the pools and connections
+//! write to on the hot path, and the snapshot taken from them.
 //!
-//! Three sources, none of which takes a lock on the hot path:
-//!
-//! - `r2d2::Pool::state()` for open and idle connections (read only when statistics are asked
-//!   for);
-//! - an r2d2 [`HandleEvent`](r2d2::HandleEvent) handler per pool that counts checkouts, checkout
+//! - an r2d2 [`HandleEvent`](r2d2::HandleEvent) handler per pool counts checkouts, checkout
 //!   waits, timeouts, opened and closed connections and how long connections were held, in
-//!   relaxed atomics;
-//! - a diesel [`Instrumentation`] installed on every pooled connection when r2d2 opens it, which
-//!   times each statement and counts errors, busy errors and slow statements (logged at WARN
-//!   with their SQL, never their bind values).
-//!
-//! Transactions are counted by [`Database::transaction`] and [`Database::read`]; file sizes and
-//! page counts are read when statistics are asked for.
+//!   relaxed atomics split into per-thread slices;
+//! - a diesel [`Instrumentation`] per pooled connection times each statement and counts
+//!   errors, busy errors and slow statements (logged at WARN with their SQL, never their bind
+//!   values);
+//! - [`Metrics`] is the database's [`Observer`]: it hands the core those collectors and counts
+//!   transactions.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use diesel::connection::{DebugQuery, Instrumentation, InstrumentationEvent};
+use diesel::connection::{DebugQuery, Instrumentation, InstrumentationEvent, SimpleConnection};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use diesel::sqlite::SqliteConnection;
+use parking_lot::Mutex;
 use r2d2::event::{AcquireEvent, CheckinEvent, CheckoutEvent, ReleaseEvent, TimeoutEvent};
-use serde::{Serialize, Serializer};
 
-use crate::database::{Database, PoolObserver, is_polling_write_lock};
-use crate::error::is_busy_error;
+use super::stats::{
+    ConnectionStats, FileStats, PoolName, PoolStats, QueryStats, TransactionCounts,
+    TransactionStats, percent, total,
+};
+use crate::database::{Database, Observer, PoolObserver, is_polling_write_lock};
+use crate::error::{Result, is_busy_error};
 use crate::pragmas::Role;
-
-/// Which pool a set of statistics describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PoolName {
-    /// The read pool (`query_only` connections).
-    Read,
-    /// The write pool.
-    Write,
-    /// The one pool that serves both roles when `DB_SEPARATE_READ_WRITE=false` (and for
-    /// in-memory databases).
-    Shared,
-    /// All pools added up (only in [`ConnectionStats::total`]).
-    Total,
-}
-
-impl PoolName {
-    /// `"read"`, `"write"`, `"shared"` or `"total"`: the `pool` label of the metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PoolName::Read => "read",
-            PoolName::Write => "write",
-            PoolName::Shared => "shared",
-            PoolName::Total => "total",
-        }
-    }
-
-    /// True when this pool hands out connections for `role`.
-    pub fn serves(self, role: Role) -> bool {
-        matches!(
-            (self, role),
-            (PoolName::Shared, _) | (PoolName::Read, Role::Read) | (PoolName::Write, Role::Write)
-        )
-    }
-}
-
-impl fmt::Display for PoolName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A snapshot of the pools, statements, transactions and files of one [`Database`].
-///
-/// Counters (`checkouts`, `queries`, ...) count since the database was opened in this process;
-/// `open`, `idle`, `active` and the file figures are as of the call. Serializes to JSON with
-/// durations in seconds (field names ending in `_seconds`).
-///
-/// ```
-/// let test_db = litedal::testing::TestDb::new()?;
-/// let db = test_db.db();
-/// let conn = db.read_connection()?;
-/// let stats = db.connection_stats();
-/// assert_eq!(stats.pool_for(litedal::Role::Read).active, 1);
-/// # drop(conn);
-/// # Ok::<(), litedal::Error>(())
-/// ```
-#[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct ConnectionStats {
-    /// False when the configuration turned the checkout and statement counters off
-    /// ([`ConfigBuilder::instrumentation`](crate::ConfigBuilder::instrumentation)); they then
-    /// stay zero, while pool sizes, transactions and files are still reported.
-    pub instrumented: bool,
-    /// One entry per pool: `read` and `write`, or one `shared` pool.
-    pub pools: Vec<PoolStats>,
-    /// All pools added up; `pool_utilization` is active over max of all pools and the
-    /// `*_max` figures are the largest of any pool.
-    pub total: PoolStats,
-    /// Transactions run by [`Database::transaction`] (write) and [`Database::read`] (read).
-    pub transactions: TransactionStats,
-    /// Database and WAL files; `None` for an in-memory database.
-    pub files: Option<FileStats>,
-}
-
-impl ConnectionStats {
-    /// The pool that serves `role` (the shared pool when there is only one).
-    pub fn pool_for(&self, role: Role) -> &PoolStats {
-        self.pools
-            .iter()
-            .find(|p| p.pool.serves(role))
-            .unwrap_or(&self.total)
-    }
-}
-
-/// Statistics of one pool (or of all pools, in [`ConnectionStats::total`]).
-#[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct PoolStats {
-    /// Which pool.
-    pub pool: PoolName,
-    /// The pool's size: the most connections it opens.
-    pub max_size: u32,
-    /// Connections open now (litedal opens them all at start and never recycles them).
-    pub open: u32,
-    /// Open connections waiting in the pool.
-    pub idle: u32,
-    /// Connections checked out right now (`open - idle`).
-    pub active: u32,
-    /// `active / max_size` in percent (0 to 100).
-    pub pool_utilization: f64,
-    /// Successful checkouts.
-    pub checkouts: u64,
-    /// Time successful checkouts waited for a free connection, added up.
-    #[serde(rename = "checkout_wait_total_seconds", serialize_with = "seconds")]
-    pub checkout_wait_total: Duration,
-    /// The longest a successful checkout waited.
-    #[serde(rename = "checkout_wait_max_seconds", serialize_with = "seconds")]
-    pub checkout_wait_max: Duration,
-    /// Checkouts that gave up after `DB_POOL_TIMEOUT` ([`Error::PoolTimeout`](crate::Error::PoolTimeout)).
-    pub checkout_timeouts: u64,
-    /// Connections the pool opened.
-    pub connections_opened: u64,
-    /// Connections the pool closed (a connection released while its holder panicked is
-    /// closed and replaced).
-    pub connections_closed: u64,
-    /// Time connections spent checked out, added up (counted when they come back).
-    #[serde(rename = "held_total_seconds", serialize_with = "seconds")]
-    pub held_total: Duration,
-    /// The longest a connection stayed checked out.
-    #[serde(rename = "held_max_seconds", serialize_with = "seconds")]
-    pub held_max: Duration,
-    /// Statements run on this pool's connections.
-    pub queries: QueryStats,
-}
-
-/// Statements run on the connections of one pool, as diesel's instrumentation reports them.
-///
-/// Every statement counts, including the `BEGIN`/`COMMIT` around a transaction.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct QueryStats {
-    /// Statements finished (successfully or not).
-    pub queries: u64,
-    /// Statements that failed (any error, busy errors included).
-    pub errors: u64,
-    /// Statements that failed with SQLITE_BUSY ("database is locked").
-    pub busy_errors: u64,
-    /// Statements slower than `DB_SLOW_QUERY_MS` (each was logged at WARN).
-    pub slow_queries: u64,
-    /// Time spent in statements, from prepare to the last row read, added up.
-    #[serde(rename = "duration_total_seconds", serialize_with = "seconds")]
-    pub duration_total: Duration,
-    /// The slowest statement.
-    #[serde(rename = "duration_max_seconds", serialize_with = "seconds")]
-    pub duration_max: Duration,
-}
-
-/// Transactions by kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct TransactionStats {
-    /// Read transactions ([`Database::read`]).
-    pub read: TransactionCounts,
-    /// Write transactions ([`Database::transaction`]).
-    pub write: TransactionCounts,
-}
-
-/// How transactions that started ended. A transaction that never began (the pool timed out,
-/// the write lock stayed busy) is in neither count.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct TransactionCounts {
-    /// The closure returned `Ok` and the transaction committed.
-    pub committed: u64,
-    /// The closure returned `Err` or panicked, or the commit failed: rolled back.
-    pub rolled_back: u64,
-}
-
-/// Sizes of the database files, read when the statistics are taken.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct FileStats {
-    /// Size of the database file.
-    pub database_bytes: u64,
-    /// Size of the `-wal` file (0 when there is none). After a checkpoint the WAL is reused
-    /// from its start, so its size is the most it held since it was last truncated.
-    pub wal_bytes: u64,
-    /// `PRAGMA page_size`; `None` when it could not be read (the error is logged).
-    pub page_size: Option<u64>,
-    /// `PRAGMA page_count`: pages in the database, including those still only in the WAL.
-    pub page_count: Option<u64>,
-    /// `PRAGMA freelist_count`: unused pages that `VACUUM` would release.
-    pub freelist_count: Option<u64>,
-}
-
-fn seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(duration.as_secs_f64())
-}
 
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
@@ -355,14 +171,6 @@ impl PoolMetrics {
     }
 }
 
-fn percent(part: u32, whole: u32) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        f64::from(part) * 100.0 / f64::from(whole)
-    }
-}
-
 #[derive(Debug, Default)]
 struct TransactionCounters {
     committed: AtomicU64,
@@ -386,12 +194,16 @@ pub(crate) struct Metrics {
     write: Arc<PoolMetrics>,
     separate: bool,
     enabled: bool,
+    /// Statements slower than this are logged at WARN and counted.
+    slow_query: Option<Duration>,
     read_transactions: TransactionCounters,
     write_transactions: TransactionCounters,
 }
 
 impl Metrics {
-    pub(crate) fn new(separate: bool, enabled: bool) -> Metrics {
+    /// Counters for a database with one pool or two (`separate`); with `enabled` false only
+    /// transactions are counted.
+    pub(crate) fn new(separate: bool, enabled: bool, slow_query: Option<Duration>) -> Metrics {
         let (read, write) = if separate {
             (
                 Arc::new(PoolMetrics::new(PoolName::Read)),
@@ -406,30 +218,30 @@ impl Metrics {
             write,
             separate,
             enabled,
+            slow_query,
             read_transactions: TransactionCounters::default(),
             write_transactions: TransactionCounters::default(),
         }
     }
 
     /// The counters of the pool that serves `role`.
-    pub(crate) fn pool(&self, role: Role) -> &Arc<PoolMetrics> {
+    pub(crate) fn pool_metrics(&self, role: Role) -> &Arc<PoolMetrics> {
         match role {
             Role::Read => &self.read,
             Role::Write => &self.write,
         }
     }
+}
 
+impl Observer for Metrics {
     /// The collectors of the pool that serves `role` (its r2d2 events and, for each new
     /// connection, a statement timer), or `None` when the counters are off.
-    pub(crate) fn observer(
-        &self,
-        role: Role,
-        slow_query: Option<Duration>,
-    ) -> Option<PoolObserver> {
+    fn pool(&self, role: Role) -> Option<PoolObserver> {
         if !self.enabled {
             return None;
         }
-        let pool = Arc::clone(self.pool(role));
+        let pool = Arc::clone(self.pool_metrics(role));
+        let slow_query = self.slow_query;
         Some(PoolObserver {
             events: Box::new(PoolEventHandler(Arc::clone(&pool))),
             statements: Box::new(move || {
@@ -442,8 +254,7 @@ impl Metrics {
         })
     }
 
-    /// Counts a transaction that began; `committed` is false when it was rolled back.
-    pub(crate) fn record_transaction(&self, role: Role, committed: bool) {
+    fn transaction_ended(&self, role: Role, committed: bool) {
         let counters = match role {
             Role::Read => &self.read_transactions,
             Role::Write => &self.write_transactions,
@@ -593,6 +404,95 @@ impl fmt::Write for UntilBinds {
     }
 }
 
+/// A connection outside the pools for the PRAGMAs of `connection_stats()`, opened on first
+/// use, so that taking statistics does not move the pools' counters.
+#[derive(Default)]
+pub(crate) struct Monitor(Mutex<Option<SqliteConnection>>);
+
+#[derive(QueryableByName)]
+struct PageCounts {
+    #[diesel(sql_type = BigInt)]
+    page_size: i64,
+    #[diesel(sql_type = BigInt)]
+    page_count: i64,
+    #[diesel(sql_type = BigInt)]
+    freelist_count: i64,
+}
+
+impl Database {
+    /// The counters behind `connection_stats()`, attached at open (empty ones for a database
+    /// opened without them).
+    pub(crate) fn metrics(&self) -> Arc<Metrics> {
+        self.extension::<Metrics>().unwrap_or_else(|| {
+            Arc::new(Metrics::new(
+                self.config().separate_read_write(),
+                false,
+                None,
+            ))
+        })
+    }
+
+    /// File sizes and page counts, or `None` in memory. Failures are logged and leave the
+    /// figure out rather than failing the statistics.
+    pub(crate) fn file_stats(&self) -> Option<FileStats> {
+        let path = self.path()?;
+        let size = |path: &Path| match std::fs::metadata(path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "Database statistics: file size unreadable");
+                0
+            }
+        };
+        let mut files = FileStats {
+            database_bytes: size(path),
+            wal_bytes: self.wal_path().map_or(0, |wal| size(&wal)),
+            ..FileStats::default()
+        };
+        match self.page_counts() {
+            Ok(counts) => {
+                let positive = |n: i64| u64::try_from(n).ok();
+                files.page_size = positive(counts.page_size);
+                files.page_count = positive(counts.page_count);
+                files.freelist_count = positive(counts.freelist_count);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Database statistics: page counts unreadable");
+            }
+        }
+        Some(files)
+    }
+
+    /// `page_size`, `page_count` and `freelist_count`, read on the monitoring connection.
+    fn page_counts(&self) -> Result<PageCounts> {
+        let monitor = self
+            .extension::<Monitor>()
+            .unwrap_or_else(|| Arc::new(Monitor::default()));
+        let mut monitor = monitor.0.lock();
+        let conn = match &mut *monitor {
+            Some(conn) => conn,
+            slot => {
+                let mut conn = SqliteConnection::establish(self.uri())?;
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA query_only = ON",
+                    self.config().busy_timeout().as_millis()
+                ))?;
+                slot.insert(conn)
+            }
+        };
+        let result = diesel::sql_query(
+            "SELECT p.page_size, c.page_count, f.freelist_count \
+             FROM pragma_page_size() AS p, pragma_page_count() AS c, pragma_freelist_count() AS f",
+        )
+        .get_result::<PageCounts>(conn);
+        if result.is_err() {
+            // Reopen next time rather than keep a connection in an unknown state.
+            *monitor = None;
+        }
+        Ok(result?)
+    }
+}
+
 impl Database {
     /// Statistics of the pools, statements, transactions and files of this database.
     ///
@@ -610,7 +510,7 @@ impl Database {
         for &role in roles {
             let pool = self.pool(role);
             let state = pool.state();
-            pools.push(metrics.pool(role).snapshot(
+            pools.push(metrics.pool_metrics(role).snapshot(
                 pool.max_size(),
                 state.connections,
                 state.idle_connections,
@@ -627,38 +527,6 @@ impl Database {
             },
             files: self.file_stats(),
         }
-    }
-}
-
-fn total(pools: &[PoolStats]) -> PoolStats {
-    let sum_u32 = |f: fn(&PoolStats) -> u32| pools.iter().map(f).sum::<u32>();
-    let sum_u64 = |f: fn(&PoolStats) -> u64| pools.iter().map(f).sum::<u64>();
-    let sum_d = |f: fn(&PoolStats) -> Duration| pools.iter().map(f).sum::<Duration>();
-    let max_d = |f: fn(&PoolStats) -> Duration| pools.iter().map(f).max().unwrap_or_default();
-    let (max_size, active) = (sum_u32(|p| p.max_size), sum_u32(|p| p.active));
-    PoolStats {
-        pool: PoolName::Total,
-        max_size,
-        open: sum_u32(|p| p.open),
-        idle: sum_u32(|p| p.idle),
-        active,
-        pool_utilization: percent(active, max_size),
-        checkouts: sum_u64(|p| p.checkouts),
-        checkout_wait_total: sum_d(|p| p.checkout_wait_total),
-        checkout_wait_max: max_d(|p| p.checkout_wait_max),
-        checkout_timeouts: sum_u64(|p| p.checkout_timeouts),
-        connections_opened: sum_u64(|p| p.connections_opened),
-        connections_closed: sum_u64(|p| p.connections_closed),
-        held_total: sum_d(|p| p.held_total),
-        held_max: max_d(|p| p.held_max),
-        queries: QueryStats {
-            queries: sum_u64(|p| p.queries.queries),
-            errors: sum_u64(|p| p.queries.errors),
-            busy_errors: sum_u64(|p| p.queries.busy_errors),
-            slow_queries: sum_u64(|p| p.queries.slow_queries),
-            duration_total: sum_d(|p| p.queries.duration_total),
-            duration_max: max_d(|p| p.queries.duration_max),
-        },
     }
 }
 

@@ -1,0 +1,549 @@
+//! [`ConfigBuilder`]'s setters and [`ConfigBuilder::build`], which validates every value.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use diesel_migrations::EmbeddedMigrations;
+
+use super::env::{MAX_MMAP_SIZE, MAX_POOL_SIZE};
+use super::{Config, ConfigBuilder, HealthThresholds, Limits, Migrations};
+use crate::error::{Error, Result};
+use crate::pragmas::{CheckpointMode, Role, Synchronous, TempStore};
+use crate::url::parse_database_url;
+
+impl ConfigBuilder {
+    /// `DATABASE_URL`; default `sqlite://data/main.db`.
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = url.into();
+        self
+    }
+
+    /// `DB_POOL_SIZE`, the base pool size; default 10.
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = u64::from(size);
+        self
+    }
+
+    /// `DB_SEPARATE_READ_WRITE`; default true (two pools).
+    pub fn separate_read_write(mut self, separate: bool) -> Self {
+        self.separate_read_write = separate;
+        self
+    }
+
+    /// `DB_READ_POOL_SIZE`; default 2 x base.
+    pub fn read_pool_size(mut self, size: u32) -> Self {
+        self.read_pool_size = Some(u64::from(size));
+        self
+    }
+
+    /// `DB_WRITE_POOL_SIZE`; default max(1, base / 2).
+    pub fn write_pool_size(mut self, size: u32) -> Self {
+        self.write_pool_size = Some(u64::from(size));
+        self
+    }
+
+    /// `DB_ENABLE_WAL`; default true.
+    pub fn enable_wal(mut self, enable: bool) -> Self {
+        self.enable_wal = enable;
+        self
+    }
+
+    /// `DB_POOL_TIMEOUT`; default 30 s.
+    pub fn pool_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_timeout = timeout;
+        self
+    }
+
+    /// `DB_BUSY_TIMEOUT_MS`; default 5 s.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// `DB_CACHE_SIZE_KIB` for both roles; default 2000 KiB.
+    pub fn cache_size_kib(mut self, kib: u32) -> Self {
+        self.cache_size_kib = u64::from(kib);
+        self
+    }
+
+    /// Per-role override of the cache size (`DB_READ_CACHE_SIZE_KIB`, `DB_WRITE_CACHE_SIZE_KIB`).
+    pub fn role_cache_size_kib(mut self, role: Role, kib: u32) -> Self {
+        match role {
+            Role::Read => self.read_cache_size_kib = Some(u64::from(kib)),
+            Role::Write => self.write_cache_size_kib = Some(u64::from(kib)),
+        }
+        self
+    }
+
+    /// `DB_MMAP_SIZE` for both roles; default 256 MiB.
+    pub fn mmap_size(mut self, bytes: u64) -> Self {
+        self.mmap_size = bytes;
+        self
+    }
+
+    /// Per-role override of mmap_size (`DB_READ_MMAP_SIZE`, `DB_WRITE_MMAP_SIZE`).
+    pub fn role_mmap_size(mut self, role: Role, bytes: u64) -> Self {
+        match role {
+            Role::Read => self.read_mmap_size = Some(bytes),
+            Role::Write => self.write_mmap_size = Some(bytes),
+        }
+        self
+    }
+
+    /// `DB_TEMP_STORE`; default memory.
+    pub fn temp_store(mut self, temp_store: TempStore) -> Self {
+        self.temp_store = temp_store;
+        self
+    }
+
+    /// `DB_SYNCHRONOUS`; default FULL (a commit survives power loss).
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// `DB_WAL_AUTOCHECKPOINT` in pages; default 1000; 0 leaves checkpoints to other tools.
+    pub fn wal_autocheckpoint(mut self, pages: u32) -> Self {
+        self.wal_autocheckpoint = u64::from(pages);
+        self
+    }
+
+    /// `DB_WAL_CHECKPOINT_MODE`; default PASSIVE.
+    pub fn wal_checkpoint_mode(mut self, mode: CheckpointMode) -> Self {
+        self.wal_checkpoint_mode = mode;
+        self
+    }
+
+    /// `DB_CHECKPOINT_INTERVAL_SECS`; default 30 s; zero turns the checkpointer off.
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// `DB_WAL_SIZE_LIMIT` in bytes; default 64 MiB.
+    pub fn wal_size_limit(mut self, bytes: u64) -> Self {
+        self.wal_size_limit = bytes;
+        self
+    }
+
+    /// `DB_SLOW_QUERY_MS`; default 100 ms; zero turns the slow-query log off.
+    pub fn slow_query(mut self, threshold: Duration) -> Self {
+        self.slow_query = threshold;
+        self
+    }
+
+    /// `DB_METRICS_ADDR`; default off.
+    pub fn metrics_addr(mut self, addr: Option<SocketAddr>) -> Self {
+        self.metrics_addr = addr;
+        self
+    }
+
+    /// `DB_RUN_MIGRATIONS`; default true.
+    pub fn run_migrations(mut self, run: bool) -> Self {
+        self.run_migrations = run;
+        self
+    }
+
+    /// The migrations to run at open; default litedal's own [`MIGRATIONS`](super::MIGRATIONS). Applications pass
+    /// their own `embed_migrations!` here.
+    pub fn migrations(mut self, migrations: &'static EmbeddedMigrations) -> Self {
+        self.migrations = Migrations(migrations);
+        self
+    }
+
+    /// Whether writers of this process queue on an in-process fair gate before taking
+    /// SQLite's write lock; default true. The gate hands the lock over in microseconds and in
+    /// arrival order; without it, writers of one process poll for the lock like writers of
+    /// other processes, and one that just missed it can wait far longer than the others
+    /// (4 writers: longest commit 168 ms without the gate, 6 ms with it). Writers in other
+    /// processes are covered by the lock polling up to the busy timeout either way. See
+    /// PERFORMANCE.md for the measurement.
+    pub fn write_gate(mut self, enabled: bool) -> Self {
+        self.write_gate = enabled;
+        self
+    }
+
+    /// Whether checkouts and statements are counted and timed for
+    /// [`Database::connection_stats`](crate::Database::connection_stats) and `/metrics`;
+    /// default true. Off, the pools get no event handler and connections no diesel
+    /// instrumentation: the counters stay zero and no slow query is logged
+    /// (`DB_SLOW_QUERY_MS` has no effect). Exists to measure what instrumentation costs
+    /// (`examples/instrumentation_overhead.rs`); there is no environment variable for it.
+    pub fn instrumentation(mut self, enabled: bool) -> Self {
+        self.instrumentation = enabled;
+        self
+    }
+
+    /// `DB_HEALTH_READ_LATENCY_MS`: read round trip at which health is degraded / unhealthy;
+    /// default 100 ms / 1 s.
+    pub fn health_read_latency(mut self, limits: Limits<Duration>) -> Self {
+        self.health_read_latency = Some(limits);
+        self
+    }
+
+    /// `DB_HEALTH_WRITE_LATENCY_MS`: write round trip at which health is degraded / unhealthy;
+    /// default 500 ms / 5 s.
+    pub fn health_write_latency(mut self, limits: Limits<Duration>) -> Self {
+        self.health_write_latency = Some(limits);
+        self
+    }
+
+    /// `DB_HEALTH_POOL_UTILIZATION`: busiest pool's utilization in percent (0 to 100) at which
+    /// health is degraded / unhealthy; default 90 / off.
+    pub fn health_pool_utilization(mut self, limits: Limits<f64>) -> Self {
+        self.health_pool_utilization = Some(limits);
+        self
+    }
+
+    /// `DB_HEALTH_WAL_SIZE_BYTES`: WAL file size at which health is degraded / unhealthy;
+    /// default `DB_WAL_SIZE_LIMIT` / 4 x `DB_WAL_SIZE_LIMIT`.
+    pub fn health_wal_size(mut self, limits: Limits<u64>) -> Self {
+        self.health_wal_size = Some(limits);
+        self
+    }
+
+    /// `DB_HEALTH_CHECKPOINT_AGE_SECS`: time since the last successful checkpoint at which
+    /// health is degraded / unhealthy, checked while the background checkpointer runs;
+    /// default 4 x `DB_CHECKPOINT_INTERVAL_SECS` / off.
+    pub fn health_checkpoint_age(mut self, limits: Limits<Duration>) -> Self {
+        self.health_checkpoint_age = Some(limits);
+        self
+    }
+
+    /// All health thresholds at once (see the setters above for each).
+    pub fn health_thresholds(self, thresholds: HealthThresholds) -> Self {
+        self.health_read_latency(thresholds.read_latency)
+            .health_write_latency(thresholds.write_latency)
+            .health_pool_utilization(thresholds.pool_utilization)
+            .health_wal_size(thresholds.wal_size)
+            .health_checkpoint_age(thresholds.checkpoint_age)
+    }
+
+    /// The health thresholds: the ones set, the defaults for the rest, validated.
+    fn resolve_health(&self) -> Result<HealthThresholds> {
+        let defaults = HealthThresholds::defaults(self.wal_size_limit, self.checkpoint_interval);
+        let ordered = |var: &'static str, d: Option<f64>, u: Option<f64>, max: f64, unit: &str| {
+            let show = |v: Option<f64>| v.map_or_else(|| "off".to_owned(), |v| v.to_string());
+            let ok = |v: Option<f64>| v.is_none_or(|v| (0.0..=max).contains(&v));
+            if ok(d) && ok(u) && !matches!((d, u), (Some(d), Some(u)) if d > u) {
+                Ok(())
+            } else {
+                Err(Error::config(
+                    var,
+                    format!("{},{}", show(d), show(u)),
+                    format!(
+                        "accepted: thresholds from 0 to {max} {unit}, the degraded one not above \
+                         the unhealthy one"
+                    ),
+                ))
+            }
+        };
+        let secs = |l: &Limits<Duration>| {
+            (
+                l.degraded_at.map(|d| d.as_secs_f64()),
+                l.unhealthy_at.map(|d| d.as_secs_f64()),
+            )
+        };
+        let t = HealthThresholds {
+            read_latency: self.health_read_latency.unwrap_or(defaults.read_latency),
+            write_latency: self.health_write_latency.unwrap_or(defaults.write_latency),
+            pool_utilization: self
+                .health_pool_utilization
+                .unwrap_or(defaults.pool_utilization),
+            wal_size: self.health_wal_size.unwrap_or(defaults.wal_size),
+            checkpoint_age: self
+                .health_checkpoint_age
+                .unwrap_or(defaults.checkpoint_age),
+        };
+        let (d, u) = secs(&t.checkpoint_age);
+        ordered("DB_HEALTH_CHECKPOINT_AGE_SECS", d, u, 604_800.0, "seconds")?;
+        let millis = |l: &Limits<Duration>| {
+            (
+                l.degraded_at.map(|d| d.as_secs_f64() * 1e3),
+                l.unhealthy_at.map(|d| d.as_secs_f64() * 1e3),
+            )
+        };
+        let (d, u) = millis(&t.read_latency);
+        ordered(
+            "DB_HEALTH_READ_LATENCY_MS",
+            d,
+            u,
+            3_600_000.0,
+            "milliseconds",
+        )?;
+        let (d, u) = millis(&t.write_latency);
+        ordered(
+            "DB_HEALTH_WRITE_LATENCY_MS",
+            d,
+            u,
+            3_600_000.0,
+            "milliseconds",
+        )?;
+        let p = &t.pool_utilization;
+        ordered(
+            "DB_HEALTH_POOL_UTILIZATION",
+            p.degraded_at,
+            p.unhealthy_at,
+            100.0,
+            "percent",
+        )?;
+        #[allow(clippy::cast_precision_loss)]
+        let (d, u) = (
+            t.wal_size.degraded_at.map(|b| b as f64),
+            t.wal_size.unhealthy_at.map(|b| b as f64),
+        );
+        ordered(
+            "DB_HEALTH_WAL_SIZE_BYTES",
+            d,
+            u,
+            // 4 x the largest DB_WAL_SIZE_LIMIT, the largest default.
+            (1u64 << 42) as f64,
+            "bytes",
+        )?;
+        Ok(t)
+    }
+
+    /// Validates every value and derives the pool sizes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first bad setting, or [`Error::UnsupportedUrl`].
+    pub fn build(self) -> Result<Config> {
+        let location = parse_database_url(&self.database_url)?;
+        let check_size = |var: &'static str, n: u64| -> Result<u32> {
+            if (1..=MAX_POOL_SIZE).contains(&n) {
+                Ok(n as u32)
+            } else {
+                Err(Error::config(
+                    var,
+                    n.to_string(),
+                    format!("accepted: a whole number of connections from 1 to {MAX_POOL_SIZE}"),
+                ))
+            }
+        };
+        let base = check_size("DB_POOL_SIZE", self.pool_size)?;
+        let (mut read, mut write) = if self.separate_read_write {
+            (
+                match self.read_pool_size {
+                    Some(n) => check_size("DB_READ_POOL_SIZE", n)?,
+                    None => base.saturating_mul(2).min(MAX_POOL_SIZE as u32),
+                },
+                match self.write_pool_size {
+                    Some(n) => check_size("DB_WRITE_POOL_SIZE", n)?,
+                    None => (base / 2).max(1),
+                },
+            )
+        } else {
+            for (var, value) in [
+                ("DB_READ_POOL_SIZE", self.read_pool_size),
+                ("DB_WRITE_POOL_SIZE", self.write_pool_size),
+            ] {
+                if let Some(n) = value {
+                    return Err(Error::config(
+                        var,
+                        n.to_string(),
+                        "only applies with DB_SEPARATE_READ_WRITE=true; with one shared pool set DB_POOL_SIZE",
+                    ));
+                }
+            }
+            (base, base)
+        };
+        let mut separate = self.separate_read_write;
+        if location.is_memory() {
+            // An in-memory database lives in one connection: both roles share it, so
+            // readers see every write.
+            (read, write, separate) = (1, 1, false);
+        }
+        if self.pool_timeout.is_zero() || self.pool_timeout > Duration::from_secs(3600) {
+            return Err(Error::config(
+                "DB_POOL_TIMEOUT",
+                format!("{:?}", self.pool_timeout),
+                "accepted: 1 to 3600 seconds",
+            ));
+        }
+        if self.busy_timeout > Duration::from_secs(3600) {
+            return Err(Error::config(
+                "DB_BUSY_TIMEOUT_MS",
+                self.busy_timeout.as_millis().to_string(),
+                "accepted: 0 to 3600000 milliseconds",
+            ));
+        }
+        let kib = |var: &'static str, n: u64| -> Result<u32> {
+            if n <= 16 << 20 {
+                Ok(n as u32)
+            } else {
+                Err(Error::config(
+                    var,
+                    n.to_string(),
+                    "accepted: 0 to 16777216 KiB",
+                ))
+            }
+        };
+        let mmap = |var: &'static str, n: u64| -> Result<u64> {
+            if n <= MAX_MMAP_SIZE {
+                Ok(n)
+            } else {
+                Err(Error::config(
+                    var,
+                    n.to_string(),
+                    format!("accepted: 0 to {MAX_MMAP_SIZE} bytes (SQLite's mmap ceiling)"),
+                ))
+            }
+        };
+        let cache = kib("DB_CACHE_SIZE_KIB", self.cache_size_kib)?;
+        let map = mmap("DB_MMAP_SIZE", self.mmap_size)?;
+        if self.wal_size_limit == 0 || self.wal_size_limit > 1 << 40 {
+            return Err(Error::config(
+                "DB_WAL_SIZE_LIMIT",
+                self.wal_size_limit.to_string(),
+                "accepted: a whole number of bytes from 1 to 1099511627776",
+            ));
+        }
+        if self.checkpoint_interval > Duration::from_secs(86_400) {
+            return Err(Error::config(
+                "DB_CHECKPOINT_INTERVAL_SECS",
+                self.checkpoint_interval.as_secs().to_string(),
+                "accepted: 0 (off) to 86400 seconds",
+            ));
+        }
+        let health_thresholds = self.resolve_health()?;
+        Ok(Config {
+            location,
+            database_url: self.database_url,
+            separate_read_write: separate,
+            read_pool_size: if separate { read } else { write },
+            write_pool_size: write,
+            enable_wal: self.enable_wal,
+            pool_timeout: self.pool_timeout,
+            busy_timeout: self.busy_timeout,
+            read_cache_size_kib: match self.read_cache_size_kib {
+                Some(n) => kib("DB_READ_CACHE_SIZE_KIB", n)?,
+                None => cache,
+            },
+            write_cache_size_kib: match self.write_cache_size_kib {
+                Some(n) => kib("DB_WRITE_CACHE_SIZE_KIB", n)?,
+                None => cache,
+            },
+            read_mmap_size: match self.read_mmap_size {
+                Some(n) => mmap("DB_READ_MMAP_SIZE", n)?,
+                None => map,
+            },
+            write_mmap_size: match self.write_mmap_size {
+                Some(n) => mmap("DB_WRITE_MMAP_SIZE", n)?,
+                None => map,
+            },
+            temp_store: self.temp_store,
+            synchronous: self.synchronous,
+            wal_autocheckpoint: u32::try_from(self.wal_autocheckpoint).map_err(|_| {
+                Error::config(
+                    "DB_WAL_AUTOCHECKPOINT",
+                    self.wal_autocheckpoint.to_string(),
+                    "accepted: 0 to 1000000000 pages",
+                )
+            })?,
+            wal_checkpoint_mode: self.wal_checkpoint_mode,
+            checkpoint_interval: self.checkpoint_interval,
+            wal_size_limit: self.wal_size_limit,
+            slow_query: (!self.slow_query.is_zero()).then_some(self.slow_query),
+            metrics_addr: self.metrics_addr,
+            run_migrations: self.run_migrations,
+            migrations: self.migrations,
+            write_gate: self.write_gate,
+            instrumentation: self.instrumentation,
+            health_thresholds,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::*;
+
+    fn vars<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_configuration_table() {
+        let c = Config::from_vars(Vec::<(OsString, OsString)>::new()).unwrap();
+        assert_eq!(c.database_url(), "sqlite://data/main.db");
+        assert_eq!((c.read_pool_size(), c.write_pool_size()), (20, 5));
+        assert!(c.separate_read_write() && c.enable_wal() && c.run_migrations());
+        assert_eq!(c.pool_timeout(), Duration::from_secs(30));
+        assert_eq!(c.busy_timeout(), Duration::from_millis(5000));
+        let w = c.pragmas(Role::Write);
+        assert_eq!(w.cache_size_kib, 2000);
+        assert_eq!(w.mmap_size, 268_435_456);
+        assert_eq!(w.temp_store, TempStore::Memory);
+        assert_eq!(w.synchronous, Synchronous::Full);
+        assert_eq!(w.wal_autocheckpoint, 1000);
+        assert!(!w.query_only && c.pragmas(Role::Read).query_only);
+        assert_eq!(c.wal_checkpoint_mode(), CheckpointMode::Passive);
+        assert_eq!(c.checkpoint_interval(), Duration::from_secs(30));
+        assert_eq!(c.wal_size_limit(), 64 << 20);
+        assert_eq!(c.slow_query(), Some(Duration::from_millis(100)));
+        assert_eq!(c.metrics_addr(), None);
+    }
+
+    #[test]
+    fn pool_sizes_follow_the_seed_formula() {
+        for (base, read, write) in [(1, 2, 1), (5, 10, 2), (10, 20, 5), (50, 100, 25)] {
+            let c = Config::from_vars(vars(&[("DB_POOL_SIZE", &base.to_string())])).unwrap();
+            assert_eq!(
+                (c.read_pool_size(), c.write_pool_size()),
+                (read, write),
+                "base {base}"
+            );
+        }
+        let c = Config::from_vars(vars(&[
+            ("DB_POOL_SIZE", "6"),
+            ("DB_SEPARATE_READ_WRITE", "false"),
+        ]))
+        .unwrap();
+        assert_eq!((c.read_pool_size(), c.write_pool_size()), (6, 6));
+        assert!(!c.pragmas(Role::Read).query_only);
+        let c = Config::from_vars(vars(&[
+            ("DB_READ_POOL_SIZE", "3"),
+            ("DB_WRITE_POOL_SIZE", "2"),
+        ]))
+        .unwrap();
+        assert_eq!((c.read_pool_size(), c.write_pool_size()), (3, 2));
+    }
+
+    #[test]
+    fn builder_values_are_validated() {
+        assert!(matches!(
+            Config::builder().pool_size(0).build(),
+            Err(Error::Config {
+                var: "DB_POOL_SIZE",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Config::builder().read_pool_size(0).build(),
+            Err(Error::Config {
+                var: "DB_READ_POOL_SIZE",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Config::builder().mmap_size(u64::MAX).build(),
+            Err(Error::Config {
+                var: "DB_MMAP_SIZE",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Config::builder().pool_timeout(Duration::ZERO).build(),
+            Err(Error::Config {
+                var: "DB_POOL_TIMEOUT",
+                ..
+            })
+        ));
+    }
+}

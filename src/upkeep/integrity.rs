@@ -1,0 +1,172 @@
+//! Integrity checks and `PRAGMA optimize`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel::sqlite::SqliteConnection;
+
+use super::open_existing;
+use crate::database::{Database, SqlitePool};
+use crate::error::{Error, Result};
+
+/// `PRAGMA optimize` mask used by [`Database::optimize`] and at close: `0x02` runs ANALYZE
+/// where statistics are missing or stale, `0x10` caps each ANALYZE with SQLite's analysis
+/// limit (so it stays in the milliseconds on large tables), and `0x10000` looks at every
+/// table, not only those queried on the connection that runs it: in a pool, the connection
+/// that runs the pragma is rarely the one that ran the reads.
+pub(crate) const OPTIMIZE: &str = "PRAGMA optimize = 0x10012";
+
+/// How thoroughly [`Database::integrity_check`] looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckDepth {
+    /// `PRAGMA quick_check`: page structure, free lists, record formats, UNIQUE and NOT NULL.
+    /// Linear in the database size; what backups and restores run.
+    Quick,
+    /// `PRAGMA integrity_check`: also verifies that every index matches its table. Slower
+    /// (index lookups for every row).
+    Full,
+}
+
+impl CheckDepth {
+    fn pragma(self) -> &'static str {
+        match self {
+            CheckDepth::Quick => "PRAGMA quick_check",
+            CheckDepth::Full => "PRAGMA integrity_check",
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct QuickCheckRow {
+    #[diesel(sql_type = Text)]
+    quick_check: String,
+}
+
+#[derive(QueryableByName)]
+struct IntegrityCheckRow {
+    #[diesel(sql_type = Text)]
+    integrity_check: String,
+}
+
+/// Runs the check on `conn`: the problems found, empty when SQLite answers `ok`.
+pub(crate) fn run_check(conn: &mut SqliteConnection, depth: CheckDepth) -> Result<Vec<String>> {
+    let rows: std::result::Result<Vec<String>, _> = match depth {
+        CheckDepth::Quick => diesel::sql_query(depth.pragma())
+            .load::<QuickCheckRow>(conn)
+            .map(|rows| rows.into_iter().map(|r| r.quick_check).collect()),
+        CheckDepth::Full => diesel::sql_query(depth.pragma())
+            .load::<IntegrityCheckRow>(conn)
+            .map(|rows| rows.into_iter().map(|r| r.integrity_check).collect()),
+    };
+    match rows.map_err(Error::from) {
+        Ok(rows) if matches!(rows.as_slice(), [only] if only == "ok") => Ok(Vec::new()),
+        // One row may hold several problems, one a line, under a "*** in database main ***"
+        // heading: return one problem each.
+        Ok(rows) => Ok(rows
+            .iter()
+            .flat_map(|row| row.lines())
+            .filter(|line| !line.trim().is_empty() && !line.starts_with("*** in database"))
+            .map(str::to_owned)
+            .collect()),
+        // The check could not even read a page: that is the problem it found.
+        Err(Error::NotADatabase { message, .. } | Error::Corrupt { message, .. }) => {
+            Ok(vec![message])
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `PRAGMA quick_check` or `PRAGMA integrity_check` on a database file that no
+/// `Database` has open, such as a backup: the problems found, empty when it is sound.
+///
+/// ```
+/// use litedal::maintenance::{CheckDepth, integrity_check_file};
+/// use litedal::Overwrite;
+///
+/// let db = litedal::testing::TestDb::new()?;
+/// let dir = tempfile::tempdir()?;
+/// let copy = dir.path().join("copy.db");
+/// db.backup(&copy, Overwrite::Refuse)?;
+/// assert!(integrity_check_file(&copy, CheckDepth::Full)?.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Io`] when the file cannot be read, [`Error::NotADatabase`] when it does not start
+/// with SQLite's header, or the error SQLite reported.
+pub fn integrity_check_file(path: impl AsRef<Path>, depth: CheckDepth) -> Result<Vec<String>> {
+    let path = path.as_ref();
+    let mut conn = open_existing(path)?;
+    run_check(&mut conn, depth)
+}
+
+/// Runs `PRAGMA optimize` on an idle write connection when the database closes. Never waits
+/// for a busy pool (a connection still checked out by the application is skipped) and never
+/// fails the drop: problems are logged.
+pub(crate) fn optimize_on_close(pool: &SqlitePool) {
+    let Some(mut conn) = pool.try_get() else {
+        tracing::debug!("Database optimize at close skipped: no idle write connection");
+        return;
+    };
+    match conn.batch_execute(OPTIMIZE).map_err(Error::from) {
+        Ok(()) => tracing::debug!("Database optimized at close"),
+        Err(error @ Error::ReadOnly { .. }) => {
+            tracing::debug!(%error, "Database optimize at close skipped")
+        }
+        Err(error) => tracing::warn!(%error, "Database optimize at close failed"),
+    }
+}
+
+impl Database {
+    /// Checks the database with `PRAGMA quick_check` or `PRAGMA integrity_check` on a read
+    /// connection (readers and writers keep running): the problems found, empty when sound.
+    ///
+    /// ```
+    /// use litedal::CheckDepth;
+    ///
+    /// let db = litedal::testing::TestDb::new()?;
+    /// assert!(db.integrity_check(CheckDepth::Quick)?.is_empty());
+    /// # Ok::<(), litedal::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolTimeout`], or an error SQLite reported other than corruption (corruption
+    /// is returned as a problem).
+    pub fn integrity_check(&self, depth: CheckDepth) -> Result<Vec<String>> {
+        let mut conn = self.read_connection()?;
+        let problems = run_check(&mut conn, depth)?;
+        match problems.first() {
+            None => tracing::info!(?depth, "Database integrity check passed"),
+            Some(first) => tracing::error!(
+                ?depth,
+                problems = problems.len(),
+                %first,
+                "Database integrity check found problems"
+            ),
+        }
+        Ok(problems)
+    }
+
+    /// Runs `PRAGMA optimize` (ANALYZE where statistics are missing or stale, capped by
+    /// SQLite's analysis limit) in a write transaction. It also runs when the last clone of
+    /// the database is dropped; call it after large batch inserts, so the query planner
+    /// knows about the new rows before the next restart.
+    ///
+    /// # Errors
+    ///
+    /// As [`Database::transaction`].
+    pub fn optimize(&self) -> Result<()> {
+        let started = Instant::now();
+        self.transaction(|conn| Ok(conn.batch_execute(OPTIMIZE)?))?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "Database optimized"
+        );
+        Ok(())
+    }
+}
