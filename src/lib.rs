@@ -9,16 +9,20 @@ pub mod batch;
 pub mod config;
 pub mod database;
 pub mod error;
+pub mod executor;
 pub mod migrate;
 pub mod models;
 pub mod observe;
 mod open;
+pub mod paging;
 pub mod pragmas;
 pub mod repo;
 #[allow(missing_docs)]
 pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod timestamp;
+mod typed_id;
 pub mod upkeep;
 pub mod url;
 
@@ -40,6 +44,7 @@ pub use batch::BatchRows;
 pub use config::{Config, ConfigBuilder, HealthThresholds, Limits, MIGRATIONS, Migrations};
 pub use database::{Database, PooledConnection};
 pub use error::{BatchChunk, Error, Result};
+pub use executor::Executor;
 #[cfg(feature = "metrics-server")]
 pub use observe::MetricsServer;
 pub use observe::health::{HealthCheck, HealthReport, HealthStatus, Measured, Threshold};
@@ -47,8 +52,8 @@ pub use observe::stats::{
     ConnectionStats, FileStats, PoolName, PoolStats, QueryStats, TransactionCounts,
     TransactionStats,
 };
+pub use paging::{Limit, Page};
 pub use pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
-pub use repo::{Limit, Page};
 pub use upkeep::{
     BackupProgress, BackupReport, CheckDepth, CheckpointReport, Overwrite, RestoreReport,
 };

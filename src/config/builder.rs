@@ -5,11 +5,110 @@ use std::time::Duration;
 
 use diesel_migrations::EmbeddedMigrations;
 
-use super::env::{MAX_MMAP_SIZE, MAX_POOL_SIZE};
-use super::{Config, ConfigBuilder, HealthThresholds, Limits, Migrations};
+use super::migrations::{MIGRATIONS, Migrations};
+use super::settings::Config;
+use super::thresholds::{HealthThresholds, Limits};
 use crate::error::{Error, Result};
 use crate::pragmas::{CheckpointMode, Role, Synchronous, TempStore};
 use crate::url::parse_database_url;
+
+/// The largest pool size accepted.
+pub(super) const MAX_POOL_SIZE: u64 = 1024;
+/// SQLite's compile-time ceiling for mmap_size (SQLITE_MAX_MMAP_SIZE); larger values would be
+/// silently lowered by SQLite, so they are refused instead.
+pub(super) const MAX_MMAP_SIZE: u64 = 0x7fff_0000;
+
+impl Config {
+    /// A builder with every default of the configuration table.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+}
+
+/// Builder for [`Config`]. Each setter documents its default; [`build`](Self::build) validates.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = litedal::Config::builder()
+///     .database_url("sqlite://data/app.db")
+///     .pool_size(4)
+///     .busy_timeout(Duration::from_secs(2))
+///     .build()?;
+/// assert_eq!(config.write_pool_size(), 2);
+/// # Ok::<(), litedal::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    pub(super) database_url: String,
+    pub(super) pool_size: u64,
+    pub(super) separate_read_write: bool,
+    pub(super) read_pool_size: Option<u64>,
+    pub(super) write_pool_size: Option<u64>,
+    pub(super) enable_wal: bool,
+    pub(super) pool_timeout: Duration,
+    pub(super) busy_timeout: Duration,
+    pub(super) cache_size_kib: u64,
+    pub(super) read_cache_size_kib: Option<u64>,
+    pub(super) write_cache_size_kib: Option<u64>,
+    pub(super) mmap_size: u64,
+    pub(super) read_mmap_size: Option<u64>,
+    pub(super) write_mmap_size: Option<u64>,
+    pub(super) temp_store: TempStore,
+    pub(super) synchronous: Synchronous,
+    pub(super) wal_autocheckpoint: u64,
+    pub(super) wal_checkpoint_mode: CheckpointMode,
+    pub(super) checkpoint_interval: Duration,
+    pub(super) wal_size_limit: u64,
+    pub(super) slow_query: Duration,
+    pub(super) metrics_addr: Option<SocketAddr>,
+    pub(super) run_migrations: bool,
+    pub(super) migrations: Migrations,
+    pub(super) write_gate: bool,
+    pub(super) instrumentation: bool,
+    pub(super) health_read_latency: Option<Limits<Duration>>,
+    pub(super) health_write_latency: Option<Limits<Duration>>,
+    pub(super) health_pool_utilization: Option<Limits<f64>>,
+    pub(super) health_wal_size: Option<Limits<u64>>,
+    pub(super) health_checkpoint_age: Option<Limits<Duration>>,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        ConfigBuilder {
+            database_url: "sqlite://data/main.db".to_owned(),
+            pool_size: 10,
+            separate_read_write: true,
+            read_pool_size: None,
+            write_pool_size: None,
+            enable_wal: true,
+            pool_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_millis(5000),
+            cache_size_kib: 2000,
+            read_cache_size_kib: None,
+            write_cache_size_kib: None,
+            mmap_size: 268_435_456,
+            read_mmap_size: None,
+            write_mmap_size: None,
+            temp_store: TempStore::Memory,
+            synchronous: Synchronous::Full,
+            wal_autocheckpoint: 1000,
+            wal_checkpoint_mode: CheckpointMode::Passive,
+            checkpoint_interval: Duration::from_secs(30),
+            wal_size_limit: 64 * 1024 * 1024,
+            slow_query: Duration::from_millis(100),
+            metrics_addr: None,
+            run_migrations: true,
+            migrations: Migrations(&MIGRATIONS),
+            write_gate: true,
+            instrumentation: true,
+            health_read_latency: None,
+            health_write_latency: None,
+            health_pool_utilization: None,
+            health_wal_size: None,
+            health_checkpoint_age: None,
+        }
+    }
+}
 
 impl ConfigBuilder {
     /// `DATABASE_URL`; default `sqlite://data/main.db`.

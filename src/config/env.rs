@@ -3,7 +3,9 @@
 use std::ffi::OsStr;
 use std::time::Duration;
 
-use super::{ConfigBuilder, Limits};
+use super::builder::{ConfigBuilder, MAX_MMAP_SIZE, MAX_POOL_SIZE};
+use super::settings::Config;
+use super::thresholds::Limits;
 use crate::error::{Error, Result};
 use crate::pragmas::{CheckpointMode, Synchronous, TempStore};
 
@@ -147,11 +149,6 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-pub(super) const MAX_POOL_SIZE: u64 = 1024;
-/// SQLite's compile-time ceiling for mmap_size (SQLITE_MAX_MMAP_SIZE); larger values would be
-/// silently lowered by SQLite, so they are refused instead.
-pub(super) const MAX_MMAP_SIZE: u64 = 0x7fff_0000;
-
 /// Parses one environment value; the error names the variable and says what is accepted.
 struct Value<'a> {
     var: &'static str,
@@ -248,6 +245,42 @@ impl Value<'_> {
                 format!("accepted (any case): {}", accepted.join(", ")),
             )
         })
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the process environment (see [`ENV_VARS`]).
+    ///
+    /// Unknown `DB_*` variables are logged at WARN, so a misspelt name does not go unnoticed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] or [`Error::UnsupportedUrl`] for the first bad value.
+    pub fn from_env() -> Result<Config> {
+        Config::from_vars(std::env::vars_os())
+    }
+
+    /// Like [`Config::from_env`], but from the given name/value pairs instead of the process
+    /// environment (for tests, and for applications that read their own config files).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] or [`Error::UnsupportedUrl`] for the first bad value.
+    ///
+    /// ```
+    /// let config = litedal::Config::from_vars([("DB_POOL_SIZE", "4"), ("DATABASE_URL", ":memory:")])?;
+    /// assert_eq!(config.read_pool_size(), 1); // in-memory: one shared connection
+    /// let config = litedal::Config::from_vars([("DB_POOL_SIZE", "4")])?;
+    /// assert_eq!((config.read_pool_size(), config.write_pool_size()), (8, 2));
+    /// # Ok::<(), litedal::Error>(())
+    /// ```
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Config>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        ConfigBuilder::from_vars(vars)?.build()
     }
 }
 

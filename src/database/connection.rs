@@ -14,13 +14,11 @@ use diesel::r2d2::CustomizeConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 
+use super::gate::WriteContext;
+use super::observer::ObserverFactory;
 use super::raw::RawHandle;
-use super::transaction::WriteContext;
 use crate::error::Error;
 use crate::pragmas::PragmaCustomizer;
-
-/// Makes the statistics collector of one pool for a new connection (`None`: no statistics).
-pub(crate) type ObserverFactory = Box<dyn Fn() -> Box<dyn Instrumentation> + Send + Sync>;
 
 /// Why SQLite rolled back a write transaction on its own: the failed statement's error, kept
 /// so that it can be returned again (to later operations and to the caller).

@@ -13,6 +13,7 @@
 //! - `raw.rs`: the connection's `sqlite3*` handle, the only `unsafe` code of the crate.
 
 mod connection;
+mod gate;
 mod observer;
 mod open;
 mod pool;
@@ -29,23 +30,20 @@ use std::time::Instant;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
-use diesel::r2d2::ConnectionManager;
 use diesel::sqlite::SqliteConnection;
 use parking_lot::{Mutex, RwLock};
 
-pub(crate) use observer::{Observer, Service};
-pub(crate) use pool::{PoolObserver, SqlitePool};
+pub(crate) use observer::{Observer, PoolObserver, Service};
+pub use pool::PooledConnection;
+pub(crate) use pool::SqlitePool;
 pub(crate) use transaction::{WritingGuard, aborted, is_polling_write_lock, write_on};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pragmas::Role;
 use crate::url::DatabaseLocation;
+use gate::WriteContext;
 use pool::MemoryHolder;
-use transaction::WriteContext;
-
-/// A connection checked out of one of the pools; returns to its pool when dropped.
-pub type PooledConnection = diesel::r2d2::PooledConnection<ConnectionManager<SqliteConnection>>;
 
 /// The database: the read and write pools of one SQLite file.
 ///

@@ -3,8 +3,18 @@
 //! implement it), and a [`Service`] is a background task the core stops when it closes (the
 //! checkpointer, the metrics endpoint).
 
-use super::pool::PoolObserver;
+use diesel::connection::Instrumentation;
+
 use crate::pragmas::Role;
+
+/// Makes the statistics collector of one pool for a new connection (`None`: no statistics).
+pub(crate) type ObserverFactory = Box<dyn Fn() -> Box<dyn Instrumentation> + Send + Sync>;
+
+/// What observes a pool from above the core: its r2d2 events and its statements.
+pub(crate) struct PoolObserver {
+    pub(crate) events: Box<dyn r2d2::HandleEvent>,
+    pub(crate) statements: ObserverFactory,
+}
 
 /// What watches a database's pools, statements and transactions.
 pub(crate) trait Observer: Send + Sync + 'static {

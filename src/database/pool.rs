@@ -8,20 +8,17 @@ use diesel::r2d2::ConnectionManager;
 use diesel::sqlite::SqliteConnection;
 use r2d2::event::{AcquireEvent, CheckinEvent, CheckoutEvent, ReleaseEvent, TimeoutEvent};
 
-use super::PooledConnection;
-use super::connection::{ConnectionCustomizer, ObserverFactory};
-use super::transaction::WriteContext;
+use super::connection::ConnectionCustomizer;
+use super::gate::WriteContext;
+use super::observer::PoolObserver;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pragmas::{PragmaCustomizer, Role};
 
 pub(crate) type SqlitePool = diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>;
 
-/// What observes a pool from above the core: its r2d2 events and its statements.
-pub(crate) struct PoolObserver {
-    pub(crate) events: Box<dyn r2d2::HandleEvent>,
-    pub(crate) statements: ObserverFactory,
-}
+/// A connection checked out of one of the pools; returns to its pool when dropped.
+pub type PooledConnection = diesel::r2d2::PooledConnection<ConnectionManager<SqliteConnection>>;
 
 /// Which thread holds the only connection of an in-memory database (0: none), so that a
 /// second checkout on that thread fails at once instead of waiting for itself.

@@ -4,10 +4,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{User, UserId};
+use super::user::{User, UserId};
 use crate::schema::posts;
 
-super::typed_id! {
+crate::typed_id::typed_id! {
     /// The id of a row in `posts`.
     PostId
 }
@@ -38,7 +38,7 @@ pub struct Post {
     /// False while the post is a draft.
     pub published: bool,
     /// When the row was inserted (set by the database), UTC.
-    #[diesel(deserialize_as = super::StoredTimestamp)]
+    #[diesel(deserialize_as = crate::timestamp::StoredTimestamp)]
     pub created_at: NaiveDateTime,
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::schema::users;
 
-super::typed_id! {
+crate::typed_id::typed_id! {
     /// The id of a row in `users`.
     UserId
 }
@@ -26,10 +26,10 @@ pub struct User {
     /// False once the user is deactivated.
     pub active: bool,
     /// When the row was inserted (set by the database).
-    #[diesel(deserialize_as = super::StoredTimestamp)]
+    #[diesel(deserialize_as = crate::timestamp::StoredTimestamp)]
     pub created_at: NaiveDateTime,
     /// When the row was last changed through the repository.
-    #[diesel(deserialize_as = super::StoredTimestamp)]
+    #[diesel(deserialize_as = crate::timestamp::StoredTimestamp)]
     pub updated_at: NaiveDateTime,
 }
 

@@ -24,10 +24,10 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::SqliteConnection;
 use serde::Serialize;
 
+use super::stats::ConnectionStats;
 pub use crate::config::{HealthThresholds, Limits};
 use crate::database::Database;
 use crate::error::Error;
-use crate::stats::ConnectionStats;
 
 /// Overall or per-check health, from best to worst (so `max` gives the worst).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -45,9 +45,9 @@ use prometheus::{CounterVec, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opt
 
 pub use prometheus;
 
+use super::stats::{ConnectionStats, PoolStats, TransactionCounts};
 use crate::database::Database;
 use crate::error::{Error, Result};
-use crate::stats::{ConnectionStats, PoolStats, TransactionCounts};
 
 /// The `Content-Type` of [`Database::render_metrics`]'s text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -2,9 +2,10 @@
 
 use diesel::prelude::*;
 
-use super::{Executor, Limit};
 use crate::error::{Error, Result};
+use crate::executor::Executor;
 use crate::models::{NewPost, Post, PostChanges, PostId, PostWithAuthor, User, UserId};
+use crate::paging::Limit;
 use crate::schema::{posts, users};
 
 /// Typed operations on `posts`.

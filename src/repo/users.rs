@@ -6,10 +6,12 @@ use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use serde::{Deserialize, Serialize};
 
-use super::{Executor, Limit, Page};
 use crate::error::{Error, Result};
-use crate::models::{DbTimestamp, NewUser, User, UserChanges, UserId};
+use crate::executor::Executor;
+use crate::models::{NewUser, User, UserChanges, UserId};
+use crate::paging::{Limit, Page};
 use crate::schema::users;
+use crate::timestamp::DbTimestamp;
 
 /// The boxed diesel query a [`UserQuery`] builds.
 pub type UserSelect = IntoBoxed<'static, Select<users::table, AsSelect<User, Sqlite>>, Sqlite>;

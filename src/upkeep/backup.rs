@@ -12,11 +12,12 @@ use diesel::sql_types::Text;
 use diesel::sqlite::SqliteConnection;
 use parking_lot::Mutex;
 
-use super::integrity::{CheckDepth, run_check};
-use super::{
-    StopSignal, create_private_dir, open_existing, pages, private_temp_file, sibling,
-    split_file_path, sync_dir, sync_file,
+use super::checkpoint::StopSignal;
+use super::files::{
+    create_private_dir, open_existing, pages, private_temp_file, sibling, split_file_path,
+    sync_dir, sync_file,
 };
+use super::integrity::{CheckDepth, run_check};
 use crate::database::{Database, PooledConnection};
 use crate::error::{Error, Result};
 

@@ -10,9 +10,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::StopSignal;
 use crate::database::{Database, SqlitePool, WritingGuard};
 use crate::error::{Error, Result};
 use crate::pragmas::{CheckpointMode, Role};
@@ -215,6 +214,13 @@ impl Upkeep {
     fn last(&self) -> Option<CheckpointReport> {
         self.last.lock().clone()
     }
+}
+
+/// A flag and a condition variable: how a background thread is told to stop at once.
+#[derive(Default)]
+pub(super) struct StopSignal {
+    pub(super) stopped: Mutex<bool>,
+    pub(super) wake: Condvar,
 }
 
 /// The background checkpointer: a thread that checkpoints every `DB_CHECKPOINT_INTERVAL_SECS`.

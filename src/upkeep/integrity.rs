@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel::sqlite::SqliteConnection;
 
-use super::open_existing;
+use super::files::open_existing;
 use crate::database::{Database, SqlitePool};
 use crate::error::{Error, Result};
 

@@ -11,11 +11,12 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
-use super::integrity::{CheckDepth, run_check};
-use super::{
-    create_private_dir, file_locks, open_existing, pages, private_temp_file, require_sqlite_header,
-    sibling, split_file_path, sync_dir, sync_file,
+use super::file_locks;
+use super::files::{
+    create_private_dir, open_existing, pages, private_temp_file, require_sqlite_header, sibling,
+    split_file_path, sync_dir, sync_file,
 };
+use super::integrity::{CheckDepth, run_check};
 use crate::error::{Error, Result};
 use crate::url::file_uri;
 

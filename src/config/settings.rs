@@ -1,0 +1,152 @@
+//! [`Config`]: the validated configuration, and the PRAGMAs it gives each role.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::migrations::Migrations;
+use super::thresholds::HealthThresholds;
+use crate::pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
+use crate::url::DatabaseLocation;
+
+/// Validated configuration of a [`Database`](crate::Database).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(super) database_url: String,
+    pub(super) location: DatabaseLocation,
+    pub(super) separate_read_write: bool,
+    pub(super) read_pool_size: u32,
+    pub(super) write_pool_size: u32,
+    pub(super) enable_wal: bool,
+    pub(super) pool_timeout: Duration,
+    pub(super) busy_timeout: Duration,
+    pub(super) read_cache_size_kib: u32,
+    pub(super) write_cache_size_kib: u32,
+    pub(super) read_mmap_size: u64,
+    pub(super) write_mmap_size: u64,
+    pub(super) temp_store: TempStore,
+    pub(super) synchronous: Synchronous,
+    pub(super) wal_autocheckpoint: u32,
+    pub(super) wal_checkpoint_mode: CheckpointMode,
+    pub(super) checkpoint_interval: Duration,
+    pub(super) wal_size_limit: u64,
+    pub(super) slow_query: Option<Duration>,
+    pub(super) metrics_addr: Option<SocketAddr>,
+    pub(super) run_migrations: bool,
+    pub(super) migrations: Migrations,
+    pub(super) write_gate: bool,
+    pub(super) instrumentation: bool,
+    pub(super) health_thresholds: HealthThresholds,
+}
+
+impl Config {
+    /// `DATABASE_URL` as given.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    /// Where the database lives.
+    pub fn location(&self) -> &DatabaseLocation {
+        &self.location
+    }
+
+    /// True when readers and writers have separate pools.
+    pub fn separate_read_write(&self) -> bool {
+        self.separate_read_write
+    }
+
+    /// Size of the read pool (equal to the write pool size when one pool serves both roles).
+    pub fn read_pool_size(&self) -> u32 {
+        self.read_pool_size
+    }
+
+    /// Size of the write pool.
+    pub fn write_pool_size(&self) -> u32 {
+        self.write_pool_size
+    }
+
+    /// True when the database is put in WAL mode at open.
+    pub fn enable_wal(&self) -> bool {
+        self.enable_wal
+    }
+
+    /// How long a checkout may wait for a free pooled connection.
+    pub fn pool_timeout(&self) -> Duration {
+        self.pool_timeout
+    }
+
+    /// `PRAGMA busy_timeout`.
+    pub fn busy_timeout(&self) -> Duration {
+        self.busy_timeout
+    }
+
+    /// Mode of the background checkpointer.
+    pub fn wal_checkpoint_mode(&self) -> CheckpointMode {
+        self.wal_checkpoint_mode
+    }
+
+    /// Period of the background checkpointer; zero means off.
+    pub fn checkpoint_interval(&self) -> Duration {
+        self.checkpoint_interval
+    }
+
+    /// WAL size in bytes above which the checkpointer escalates to TRUNCATE.
+    pub fn wal_size_limit(&self) -> u64 {
+        self.wal_size_limit
+    }
+
+    /// Queries slower than this are logged at WARN; `None` = off.
+    pub fn slow_query(&self) -> Option<Duration> {
+        self.slow_query
+    }
+
+    /// Address of the `/metrics` and `/health` endpoint, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// True when the embedded migrations run at open.
+    pub fn run_migrations(&self) -> bool {
+        self.run_migrations
+    }
+
+    /// The migrations run at open.
+    pub fn migrations(&self) -> Migrations {
+        self.migrations
+    }
+
+    /// True when writers of this process queue on an in-process gate before `BEGIN IMMEDIATE`.
+    pub fn write_gate(&self) -> bool {
+        self.write_gate
+    }
+
+    /// True when checkouts and statements are counted and timed (the default).
+    pub fn instrumentation(&self) -> bool {
+        self.instrumentation
+    }
+
+    /// The thresholds [`Database::health`](crate::Database::health) grades against.
+    pub fn health_thresholds(&self) -> &HealthThresholds {
+        &self.health_thresholds
+    }
+
+    /// The PRAGMAs applied to every connection of `role`.
+    pub fn pragmas(&self, role: Role) -> Pragmas {
+        let (cache_size_kib, mmap_size) = match role {
+            Role::Read => (self.read_cache_size_kib, self.read_mmap_size),
+            Role::Write => (self.write_cache_size_kib, self.write_mmap_size),
+        };
+        Pragmas {
+            busy_timeout: self.busy_timeout,
+            foreign_keys: true,
+            synchronous: self.synchronous,
+            cache_size_kib,
+            temp_store: self.temp_store,
+            mmap_size,
+            wal_autocheckpoint: self.wal_autocheckpoint,
+            // Keep at most the WAL size limit on disk after a checkpoint resets the WAL.
+            journal_size_limit: self.wal_size_limit,
+            // With one shared pool a connection serves both roles and must be able to write.
+            query_only: role == Role::Read && self.separate_read_write,
+        }
+    }
+}

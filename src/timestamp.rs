@@ -1,0 +1,133 @@
+//! Timestamps as SQLite stores them: bound in one exact text form ([`DbTimestamp`]) so that
+//! comparisons and keyset cursors are exact, and read back with a fast parser
+//! ([`StoredTimestamp`]).
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use diesel::deserialize::{self, FromSql};
+use diesel::serialize::{IsNull, Output, ToSql};
+use diesel::sql_types::Timestamp;
+use diesel::sqlite::Sqlite;
+use diesel::sqlite::SqliteValue;
+
+/// A timestamp bound in exactly the text form the migrations store
+/// (`YYYY-MM-DD HH:MM:SS.SSS`, UTC).
+///
+/// SQLite compares timestamps as text. diesel binds a `NaiveDateTime` as `%F %T%.f`, which
+/// drops the fraction of a whole second (`12:00:00` instead of `12:00:00.000`), and that
+/// sorts before the stored value of the same instant: a keyset cursor would then return its
+/// own row again. Binding the canonical form keeps comparisons exact (to the millisecond).
+#[derive(Clone, Copy, diesel::expression::AsExpression)]
+#[diesel(sql_type = Timestamp)]
+pub(crate) struct DbTimestamp(pub NaiveDateTime);
+
+impl DbTimestamp {
+    fn text(&self) -> String {
+        self.0.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+    }
+}
+
+/// Shows the bound text, so `debug_query` prints what SQLite compares.
+impl std::fmt::Debug for DbTimestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.text().fmt(f)
+    }
+}
+
+impl ToSql<Timestamp, Sqlite> for DbTimestamp {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> diesel::serialize::Result {
+        out.set_value(self.text());
+        Ok(IsNull::No)
+    }
+}
+
+impl DbTimestamp {
+    /// Now, in UTC, truncated to what the database stores.
+    pub(crate) fn now() -> DbTimestamp {
+        DbTimestamp(chrono::Utc::now().naive_utc())
+    }
+}
+
+/// Reads a timestamp column into a `NaiveDateTime`, parsing the form the migrations store by
+/// hand and anything else with diesel's parser.
+///
+/// diesel's `FromSql` for `NaiveDateTime` runs chrono's `parse_from_str`, which interprets its
+/// format string on every call; with two timestamps per row that was about 7% of a point
+/// read. Used through `#[diesel(deserialize_as = StoredTimestamp)]` on the models' fields.
+#[derive(Debug, Clone, Copy, diesel::deserialize::FromSqlRow)]
+pub struct StoredTimestamp(pub NaiveDateTime);
+
+impl From<StoredTimestamp> for NaiveDateTime {
+    fn from(value: StoredTimestamp) -> NaiveDateTime {
+        value.0
+    }
+}
+
+/// Parses `YYYY-MM-DD HH:MM:SS` with an optional `.` and 1 to 9 fraction digits.
+fn parse_stored(text: &str) -> Option<NaiveDateTime> {
+    let b = text.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        b.get(range)?.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            let value = num(20..b.len())?;
+            value * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let time = NaiveTime::from_hms_nano_opt(num(11..13)?, num(14..16)?, num(17..19)?, nanos)?;
+    Some(NaiveDateTime::new(date, time))
+}
+
+impl FromSql<Timestamp, Sqlite> for StoredTimestamp {
+    fn from_sql(mut value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        if let Some(parsed) = parse_stored(value.read_text()) {
+            return Ok(StoredTimestamp(parsed));
+        }
+        <NaiveDateTime as FromSql<Timestamp, Sqlite>>::from_sql(value).map(StoredTimestamp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_timestamps_parse_like_chrono() {
+        for text in [
+            "2026-11-29 18:43:43.430",
+            "2026-11-29 18:43:43",
+            "2026-01-02 03:04:05.000",
+            "1999-12-31 23:59:59.999999999",
+            "2024-02-29 00:00:00.5",
+        ] {
+            let chrono = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+            assert_eq!(parse_stored(text), Some(chrono), "{text}");
+        }
+        for text in [
+            "2026-11-29T18:43:43",
+            "2026-02-30 00:00:00",
+            "2026-11-29 18:43:43.",
+            "2026-11-29 18:43:43.1234567890",
+            "2026-11-29 25:00:00",
+            "2026-11-29 18:43",
+            "",
+            "２０２６-11-29 18:43:43",
+        ] {
+            assert_eq!(parse_stored(text), None, "{text}");
+        }
+    }
+}
