@@ -21,10 +21,11 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::sql_types::BigInt;
 use diesel_migrations::MigrationHarness;
-use litedal::models::{NewUser, UserId};
-use litedal::repo::{Limit, Users};
-use litedal::schema::users;
-use litedal::{Config, Database, Error};
+use litedal::Limit;
+use litedal::example::models::{NewUser, UserId};
+use litedal::example::repo::Users;
+use litedal::example::schema::users;
+use litedal::{Database, Error};
 
 #[path = "support/raw_sqlite.rs"]
 mod raw_sqlite;
@@ -179,7 +180,7 @@ fn open_litedal(
     configure: impl FnOnce(litedal::ConfigBuilder) -> litedal::ConfigBuilder,
 ) -> litedal::Result<Database> {
     Database::open(
-        configure(Config::builder().database_url(format!("sqlite://{}", path.display())))
+        configure(litedal::example::config().database_url(format!("sqlite://{}", path.display())))
             .build()?,
     )
 }
@@ -220,7 +221,7 @@ fn bulk_insert(s: &Settings, dir: &std::path::Path, table: &mut Table) -> BoxRes
                 .display()
                 .to_string(),
         )?;
-        conn.run_pending_migrations(litedal::Migrations(&litedal::MIGRATIONS))
+        conn.run_pending_migrations(litedal::Migrations(&litedal::example::MIGRATIONS))
             .map_err(|e| e.to_string())?;
         let started = Instant::now();
         for email in emails.iter().take(s.naive_rows) {
@@ -642,7 +643,7 @@ fn mixed(s: &Settings, dir: &std::path::Path, table: &mut Table) -> BoxResult<()
                 let mut conn = rp.get()?;
                 match users::table
                     .find(next_id(state, n))
-                    .select(litedal::models::User::as_select())
+                    .select(litedal::example::models::User::as_select())
                     .first(&mut conn)
                     .optional()
                 {

@@ -18,9 +18,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use litedal::models::{NewPost, NewUser, UserChanges, UserId};
-use litedal::repo::{Limit, Posts, UserCursor, Users};
-use litedal::schema::users;
+use litedal::Limit;
+use litedal::example::models::{NewPost, NewUser, UserChanges, UserId};
+use litedal::example::repo::{Posts, UserCursor, Users};
+use litedal::example::schema::users;
 use litedal::{Database, Error};
 
 #[path = "../benches/support/raw_sqlite.rs"]
@@ -81,7 +82,7 @@ fn main() -> BoxResult<()> {
         })
         .collect();
     let started = Instant::now();
-    let inserted = Users::insert_many(&db, &new_users)?;
+    let inserted = Users::batch_insert(&db, &new_users)?;
     let user_rate = inserted as f64 / started.elapsed().as_secs_f64();
 
     // A keyset-paged walk over this run's users, 1000 per page.
@@ -118,7 +119,7 @@ fn main() -> BoxResult<()> {
         })
         .collect();
     let started = Instant::now();
-    let inserted_posts = Posts::insert_many(&db, &new_posts)?;
+    let inserted_posts = Posts::batch_insert(&db, &new_posts)?;
     let post_rate = inserted_posts as f64 / started.elapsed().as_secs_f64();
     println!(
         "bulk insert: {inserted} users at {:.0} rows/s, {inserted_posts} posts at {:.0} rows/s",
@@ -295,7 +296,7 @@ fn compare_floor() -> BoxResult<()> {
     for run in 0..3 {
         let path = dir.path().join(format!("litedal-{run}.db"));
         let db = Database::open(
-            litedal::Config::builder()
+            litedal::example::config()
                 .database_url(format!("sqlite://{}", path.display()))
                 .checkpoint_interval(Duration::ZERO)
                 .build()?,

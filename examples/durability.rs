@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
+use litedal::example::schema::users;
 use litedal::maintenance::{CheckDepth, integrity_check_file, restore};
-use litedal::schema::users;
-use litedal::{CheckpointMode, Config, Database, Overwrite, Synchronous};
+use litedal::{CheckpointMode, Database, Overwrite, Synchronous};
 
 const ROUNDS: usize = 3;
 const ROUND: Duration = Duration::from_secs(2);
@@ -26,7 +26,7 @@ const USERS: i64 = 1_000_000;
 
 fn open(path: &Path, synchronous: Synchronous) -> Result<Database, litedal::Error> {
     Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(path.display().to_string())
             .synchronous(synchronous)
             .build()?,

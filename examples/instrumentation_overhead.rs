@@ -17,8 +17,8 @@ use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use diesel::prelude::*;
-use litedal::schema::users;
-use litedal::{Config, Database, Synchronous};
+use litedal::example::schema::users;
+use litedal::{Database, Synchronous};
 
 const USERS: i64 = 10_000;
 
@@ -33,7 +33,7 @@ fn arg(n: usize, default: u64) -> Result<u64, Box<dyn std::error::Error>> {
 
 fn open(url: &str, threads: u32, instrumentation: bool) -> litedal::Result<Database> {
     Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(url)
             .synchronous(Synchronous::Normal)
             .read_pool_size(threads)

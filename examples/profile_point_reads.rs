@@ -7,14 +7,15 @@
 //!
 //! Defaults: 200,000 reads per thread, 1 thread, a read pool of 20; `off` turns the
 //! statistics instrumentation off.
-use litedal::models::{NewUser, UserId};
-use litedal::repo::Users;
-use litedal::schema::users;
+
+use litedal::example::models::{NewUser, UserId};
+use litedal::example::repo::Users;
+use litedal::example::schema::users;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let db = litedal::Database::open(
-        litedal::Config::builder()
+        litedal::example::config()
             .database_url(format!("sqlite://{}/p.db", dir.path().display()))
             .read_pool_size(
                 std::env::args()

@@ -8,7 +8,7 @@
 
 use diesel::prelude::*;
 use litedal::Database;
-use litedal::schema::users;
+use litedal::example::schema::users;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()

@@ -2,7 +2,7 @@
 //! immediate transaction.
 //!
 //! diesel does not split a batch, and SQLite refuses a statement with more than 32766 bound
-//! values ("too many SQL variables"). [`insert_batch`] counts the bound values of one row
+//! values ("too many SQL variables"). [`batch_insert`] counts the bound values of one row
 //! and sends statements of at most `floor(32766 / values per row)` rows.
 
 use diesel::query_builder::{InsertStatement, QueryBuilder, QueryFragment};
@@ -48,7 +48,7 @@ fn count_placeholders(sql: &str) -> usize {
 ///
 /// Implemented for every diesel insert model whose slices diesel can insert into `T`; there is
 /// nothing to implement by hand. (The bounds live on this trait rather than on
-/// [`insert_batch`] so that rustc can infer the row type at call sites.)
+/// [`batch_insert`] so that rustc can infer the row type at call sites.)
 pub trait BatchRows<'a, T>: Sized + 'a {
     /// Bound values of one row (at most `MAX_BOUND_VALUES` fit in one statement).
     ///
@@ -105,7 +105,7 @@ where
 ///
 /// The first failing statement's error (`Error::Conflict`, `Error::ForeignKey`, ...), which
 /// names the failing chunk; nothing of the batch is left in the table.
-pub fn insert_batch<'a, T, R>(conn: &mut SqliteConnection, table: T, rows: &'a [R]) -> Result<usize>
+pub fn batch_insert<'a, T, R>(conn: &mut SqliteConnection, table: T, rows: &'a [R]) -> Result<usize>
 where
     T: Copy,
     R: BatchRows<'a, T>,
@@ -152,10 +152,10 @@ impl Database {
     /// the query planner has statistics for the new rows.
     ///
     /// ```
-    /// use litedal::models::NewUser;
-    /// use litedal::schema::users;
+    /// use litedal::example::models::NewUser;
+    /// use litedal::example::schema::users;
     ///
-    /// # let test_db = litedal::testing::TestDb::new()?;
+    /// # let test_db = litedal::example::test_db()?;
     /// # let db = test_db.db();
     /// let emails: Vec<String> = (0..20_000).map(|i| format!("user{i}@example.com")).collect();
     /// let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("user", e)).collect();

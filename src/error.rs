@@ -47,6 +47,9 @@ pub enum Error {
         role: Role,
         /// How long the checkout waited.
         waited: Duration,
+        /// r2d2's error, which names the last error opening a connection, if there was one.
+        #[source]
+        source: Option<r2d2::Error>,
     },
 
     /// The database stayed locked by another connection for longer than `DB_BUSY_TIMEOUT_MS`
@@ -169,12 +172,18 @@ pub enum Error {
         cause: Option<Box<Error>>,
     },
 
-    /// Running the embedded migrations failed.
-    #[error("Database migration failed: {0}")]
-    Migration(String),
+    /// Running or reading the migrations failed; none of the failed set was applied.
+    #[error("Database migration failed while {doing}")]
+    Migration {
+        /// What litedal was doing, e.g. "running the configured migrations at open".
+        doing: &'static str,
+        /// diesel's error (it names the failing migration).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 
     /// A file-system operation failed.
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
         /// What litedal was doing, e.g. "creating the data directory".
         op: &'static str,
@@ -209,9 +218,32 @@ pub enum Error {
     #[error("Database metrics: {0}")]
     Metrics(String),
 
-    /// Any other database error.
-    #[error("database error: {0}")]
-    Database(#[source] DieselError),
+    /// Any other database error (diesel's, shown as it is).
+    #[error(transparent)]
+    Database(DieselError),
+}
+
+/// An error with its chain of sources, from [`Error::report`].
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a>(&'a Error);
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::error::Error as _;
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            // Some errors repeat their source in their own text: do not print it twice.
+            if !shown.contains(&text) {
+                write!(f, ": {text}")?;
+                shown.push_str(&text);
+            }
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
 
 /// Which statement of a batch insert failed: the whole batch was rolled back.
@@ -289,6 +321,13 @@ impl Error {
             },
             other => other,
         }
+    }
+
+    /// The error and its sources on one line ("creating the data directory /srv/app:
+    /// Permission denied"), for logs and for programs that print errors themselves: `Display`
+    /// shows this error only, and `source()` gives the cause, as error reporters expect.
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
     }
 
     /// True for `Error::Busy`: the database stayed locked for the whole busy timeout.
@@ -422,7 +461,10 @@ impl From<diesel::ConnectionError> for Error {
 
 impl From<diesel_migrations::MigrationError> for Error {
     fn from(error: diesel_migrations::MigrationError) -> Self {
-        Error::Migration(error.to_string())
+        Error::Migration {
+            doing: "reading the migrations",
+            source: Box::new(error),
+        }
     }
 }
 

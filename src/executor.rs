@@ -32,14 +32,14 @@ pub trait Executor: Sized {
     /// [`Error::Busy`], [`Error::PoolTimeout`], or whatever `f` returned.
     fn write<T>(self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T>;
 
-    /// Bulk-inserts `rows` into `table` as one write (see [`insert_batch`](crate::batch::insert_batch)). On `&Database`
+    /// Bulk-inserts `rows` into `table` as one write (see [`batch_insert`](crate::batch::batch_insert)). On `&Database`
     /// this is [`Database::batch_insert`], which also refreshes the planner's statistics
     /// after a large batch.
     ///
     /// # Errors
     ///
-    /// As [`insert_batch`](crate::batch::insert_batch).
-    fn insert_batch<'a, Tab, R>(self, table: Tab, rows: &'a [R]) -> Result<usize>
+    /// As [`batch_insert`](crate::batch::batch_insert).
+    fn batch_insert<'a, Tab, R>(self, table: Tab, rows: &'a [R]) -> Result<usize>
     where
         Tab: Copy,
         R: BatchRows<'a, Tab>,
@@ -58,7 +58,7 @@ impl Executor for &Database {
         self.transaction(f)
     }
 
-    fn insert_batch<'a, Tab, R>(self, table: Tab, rows: &'a [R]) -> Result<usize>
+    fn batch_insert<'a, Tab, R>(self, table: Tab, rows: &'a [R]) -> Result<usize>
     where
         Tab: Copy,
         R: BatchRows<'a, Tab>,

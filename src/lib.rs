@@ -3,22 +3,23 @@
 
 // The layers, from the bottom up (see the README's code map): `error`, `url`, `pragmas` and
 // `config`; the core `database`; `upkeep` and `observe` beside it; `open`, which composes them;
-// the building blocks `batch` and `migrate`; the example domain `models`, `schema` and `repo`.
+// the building blocks `executor`, `paging`, `batch`, `migrate`; the reference domain `example`
+// (feature `example-domain`).
 
 pub mod batch;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
 pub mod database;
 pub mod error;
+#[cfg(feature = "example-domain")]
+pub mod example;
 pub mod executor;
 pub mod migrate;
-pub mod models;
 pub mod observe;
 mod open;
 pub mod paging;
 pub mod pragmas;
-pub mod repo;
-#[allow(missing_docs)]
-pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timestamp;
@@ -27,6 +28,12 @@ pub mod upkeep;
 pub mod url;
 
 pub use observe::{health, stats};
+
+/// What litedal's exported macros use; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}
 
 /// Upkeep's former name: `litedal::maintenance::restore` and the other paths of earlier
 /// versions keep working.
@@ -41,9 +48,9 @@ pub mod metrics {
 }
 
 pub use batch::BatchRows;
-pub use config::{Config, ConfigBuilder, HealthThresholds, Limits, MIGRATIONS, Migrations};
+pub use config::{Config, ConfigBuilder, HealthThresholds, Limits, Migrations};
 pub use database::{Database, PooledConnection};
-pub use error::{BatchChunk, Error, Result};
+pub use error::{BatchChunk, Error, Report, Result};
 pub use executor::Executor;
 #[cfg(feature = "metrics-server")]
 pub use observe::MetricsServer;
@@ -54,6 +61,7 @@ pub use observe::stats::{
 };
 pub use paging::{Limit, Page};
 pub use pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
+pub use timestamp::{DbTimestamp, StoredTimestamp};
 pub use upkeep::{
     BackupProgress, BackupReport, CheckDepth, CheckpointReport, Overwrite, RestoreReport,
 };

@@ -1,6 +1,8 @@
-//! Running and listing migrations on an open [`Database`] (the CLI's `migrate`).
+//! Running and listing migrations on an open [`Database`]: the application's embedded ones
+//! ([`ConfigBuilder::migrations`](crate::ConfigBuilder::migrations)) or any other diesel
+//! migration source, such as a directory of `up.sql`/`down.sql` files (the CLI's `migrate`).
 //!
-//! [`Database::open`] already runs the pending migrations unless `DB_RUN_MIGRATIONS=false`;
+//! [`Database::open`] already runs the configured migrations unless `DB_RUN_MIGRATIONS=false`;
 //! these methods are for opening without them and migrating as a separate, logged step.
 
 use diesel::migration::MigrationSource;
@@ -10,8 +12,11 @@ use diesel_migrations::MigrationHarness;
 use crate::database::Database;
 use crate::error::{Error, Result};
 
-fn migration_error(error: impl std::fmt::Display) -> Error {
-    Error::Migration(error.to_string())
+/// A migration error with what litedal was doing.
+pub(crate) fn migration_error(
+    doing: &'static str,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Error {
+    move |source| Error::Migration { doing, source }
 }
 
 impl Database {
@@ -22,28 +27,51 @@ impl Database {
     ///
     /// # Errors
     ///
-    /// [`Error::Migration`] when a migration fails (none of them is then applied),
-    /// [`Error::Busy`] or [`Error::PoolTimeout`].
+    /// [`Error::Migration`] when no migrations were configured or a migration fails (none of
+    /// them is then applied), [`Error::Busy`] or [`Error::PoolTimeout`].
     ///
     /// ```
     /// use litedal::{Config, Database};
     ///
     /// let dir = tempfile::tempdir()?;
     /// let url = format!("sqlite://{}/app.db", dir.path().display());
-    /// let db = Database::open(Config::builder().database_url(url).run_migrations(false).build()?)?;
+    /// let config = Config::builder()
+    ///     .database_url(url)
+    ///     .migrations(&litedal::example::MIGRATIONS)
+    ///     .run_migrations(false)
+    ///     .build()?;
+    /// let db = Database::open(config)?;
     /// let applied = db.run_pending_migrations()?;
     /// assert_eq!(applied, db.applied_migrations()?);
     /// assert!(db.run_pending_migrations()?.is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run_pending_migrations(&self) -> Result<Vec<String>> {
-        let migrations = self.config().migrations();
+        let migrations = self.config().migrations().ok_or_else(|| Error::Migration {
+            doing: "running the configured migrations",
+            source: "no migrations were configured (ConfigBuilder::migrations)".into(),
+        })?;
+        self.run_pending_migrations_from(migrations)
+    }
+
+    /// Runs the pending migrations of `source` (for example
+    /// `diesel_migrations::FileBasedMigrations::from_path("migrations")`) in one immediate
+    /// transaction; returns the names of those it applied, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// As [`Database::run_pending_migrations`].
+    pub fn run_pending_migrations_from<S: MigrationSource<Sqlite>>(
+        &self,
+        source: S,
+    ) -> Result<Vec<String>> {
         let applied = self.transaction(|conn| {
             let pending = conn
-                .pending_migrations(migrations)
-                .map_err(migration_error)?;
+                .pending_migrations(source)
+                .map_err(migration_error("finding the pending migrations"))?;
             let names: Vec<String> = pending.iter().map(|m| m.name().to_string()).collect();
-            conn.run_migrations(&pending).map_err(migration_error)?;
+            conn.run_migrations(&pending)
+                .map_err(migration_error("running the pending migrations"))?;
             Ok(names)
         })?;
         if !applied.is_empty() {
@@ -52,9 +80,9 @@ impl Database {
         Ok(applied)
     }
 
-    /// The names of the applied migrations, oldest first. A version recorded in the database
-    /// that the configured set does not know (applied by another program) is listed as its
-    /// bare version.
+    /// The names of the applied migrations, oldest first, named after the configured set (a
+    /// version that set does not know, applied by another program, is listed as its bare
+    /// version).
     ///
     /// # Errors
     ///
@@ -62,18 +90,26 @@ impl Database {
     /// [`Error::PoolTimeout`]. (It runs on the write pool: diesel creates the migrations
     /// table when it is missing.)
     pub fn applied_migrations(&self) -> Result<Vec<String>> {
-        let migrations = self.config().migrations();
-        let known = MigrationSource::<Sqlite>::migrations(&migrations).map_err(migration_error)?;
-        let mut versions = self.transaction(|conn| {
-            Ok(conn
-                .applied_migrations()
-                .map_err(migration_error)?
-                .into_iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>())
-        })?;
-        versions.sort();
-        Ok(versions
+        match self.config().migrations() {
+            Some(migrations) => self.applied_migrations_from(migrations),
+            None => self.applied_versions(),
+        }
+    }
+
+    /// The names of the applied migrations, oldest first, named after `source`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Database::applied_migrations`].
+    pub fn applied_migrations_from<S: MigrationSource<Sqlite>>(
+        &self,
+        source: S,
+    ) -> Result<Vec<String>> {
+        let known = source
+            .migrations()
+            .map_err(migration_error("reading the migrations"))?;
+        Ok(self
+            .applied_versions()?
             .into_iter()
             .map(|version| {
                 known
@@ -82,5 +118,19 @@ impl Database {
                     .map_or(version, |m| m.name().to_string())
             })
             .collect())
+    }
+
+    /// The versions recorded in diesel's migrations table, sorted.
+    fn applied_versions(&self) -> Result<Vec<String>> {
+        let mut versions = self.transaction(|conn| {
+            Ok(conn
+                .applied_migrations()
+                .map_err(migration_error("reading the applied migrations"))?
+                .into_iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>())
+        })?;
+        versions.sort();
+        Ok(versions)
     }
 }

@@ -9,16 +9,35 @@ use diesel::sql_types::Timestamp;
 use diesel::sqlite::Sqlite;
 use diesel::sqlite::SqliteValue;
 
-/// A timestamp bound in exactly the text form the migrations store
-/// (`YYYY-MM-DD HH:MM:SS.SSS`, UTC).
+/// A timestamp bound in exactly the text form `strftime('%Y-%m-%d %H:%M:%f', 'now')` stores
+/// (`YYYY-MM-DD HH:MM:SS.SSS`, UTC): use it for every comparison with a stored timestamp, and
+/// for keyset cursors over one.
 ///
 /// SQLite compares timestamps as text. diesel binds a `NaiveDateTime` as `%F %T%.f`, which
 /// drops the fraction of a whole second (`12:00:00` instead of `12:00:00.000`), and that
 /// sorts before the stored value of the same instant: a keyset cursor would then return its
 /// own row again. Binding the canonical form keeps comparisons exact (to the millisecond).
-#[derive(Clone, Copy, diesel::expression::AsExpression)]
+///
+/// ```
+/// use chrono::NaiveDate;
+/// use diesel::prelude::*;
+/// use litedal::DbTimestamp;
+///
+/// diesel::table! {
+///     events (id) {
+///         id -> BigInt,
+///         at -> Timestamp,
+///     }
+/// }
+///
+/// let noon = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap().and_hms_opt(12, 0, 0).unwrap();
+/// let query = events::table.filter(events::at.gt(DbTimestamp(noon))).select(events::id);
+/// let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&query).to_string();
+/// assert!(sql.ends_with(r#"binds: ["2026-01-02 12:00:00.000"]"#), "{sql}");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, diesel::expression::AsExpression)]
 #[diesel(sql_type = Timestamp)]
-pub(crate) struct DbTimestamp(pub NaiveDateTime);
+pub struct DbTimestamp(pub NaiveDateTime);
 
 impl DbTimestamp {
     fn text(&self) -> String {
@@ -40,19 +59,26 @@ impl ToSql<Timestamp, Sqlite> for DbTimestamp {
     }
 }
 
+impl From<NaiveDateTime> for DbTimestamp {
+    fn from(at: NaiveDateTime) -> DbTimestamp {
+        DbTimestamp(at)
+    }
+}
+
 impl DbTimestamp {
-    /// Now, in UTC, truncated to what the database stores.
-    pub(crate) fn now() -> DbTimestamp {
+    /// Now, in UTC (bound to the millisecond, as the database stores it).
+    pub fn now() -> DbTimestamp {
         DbTimestamp(chrono::Utc::now().naive_utc())
     }
 }
 
-/// Reads a timestamp column into a `NaiveDateTime`, parsing the form the migrations store by
+/// Reads a timestamp column into a `NaiveDateTime`, parsing the form [`DbTimestamp`] binds by
 /// hand and anything else with diesel's parser.
 ///
 /// diesel's `FromSql` for `NaiveDateTime` runs chrono's `parse_from_str`, which interprets its
 /// format string on every call; with two timestamps per row that was about 7% of a point
-/// read. Used through `#[diesel(deserialize_as = StoredTimestamp)]` on the models' fields.
+/// read. Use it with `#[diesel(deserialize_as = litedal::StoredTimestamp)]` on a model's
+/// `NaiveDateTime` field.
 #[derive(Debug, Clone, Copy, diesel::deserialize::FromSqlRow)]
 pub struct StoredTimestamp(pub NaiveDateTime);
 

@@ -10,9 +10,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
+use litedal::example::schema::users;
 use litedal::maintenance::CHECKPOINTER_THREAD_NAME;
-use litedal::schema::users;
-use litedal::{CheckDepth, Config, Database, Synchronous};
+use litedal::{CheckDepth, Database, Synchronous};
 
 /// Threads of this process named like the checkpointer.
 fn checkpointer_threads() -> usize {
@@ -85,7 +85,7 @@ fn open(
     configure: impl FnOnce(litedal::ConfigBuilder) -> litedal::ConfigBuilder,
 ) -> Database {
     let config = configure(
-        Config::builder()
+        litedal::example::config()
             .database_url(path.display().to_string())
             // No fsync per commit: this test is about WAL size, not durability.
             .synchronous(Synchronous::Normal)

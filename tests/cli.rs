@@ -60,7 +60,7 @@ fn migrate_runs_pending_migrations_and_lists_applied_ones() {
     assert!(db.exists());
 
     let again = stdout(&litedal(&db, &[], &["migrate"]));
-    assert!(again.starts_with("no pending migrations"), "{again}");
+    assert!(again.contains("\nno pending migrations"), "{again}");
     assert!(again.contains("applied migrations in"), "{again}");
     assert!(again.contains("2026-11-29-000002_create_posts"), "{again}");
 }
@@ -223,9 +223,9 @@ fn serve_metrics_without_an_address_says_what_to_set() {
 
 /// Inserts `n` users through the library (the CLI has no data commands).
 fn add_users(db: &Path, from: usize, n: usize) {
-    use litedal::models::NewUser;
+    use litedal::example::models::NewUser;
     let database = litedal::Database::open(
-        litedal::Config::builder()
+        litedal::example::config()
             .database_url(format!("sqlite://{}", db.display()))
             .build()
             .unwrap(),
@@ -235,18 +235,18 @@ fn add_users(db: &Path, from: usize, n: usize) {
         .map(|i| format!("cli{i}@x.example"))
         .collect();
     let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("cli", e)).collect();
-    litedal::repo::Users::insert_many(&database, &rows).unwrap();
+    litedal::example::repo::Users::batch_insert(&database, &rows).unwrap();
 }
 
 fn user_count(db: &Path) -> i64 {
     let database = litedal::Database::open(
-        litedal::Config::builder()
+        litedal::example::config()
             .database_url(format!("sqlite://{}", db.display()))
             .build()
             .unwrap(),
     )
     .unwrap();
-    litedal::repo::Users::count(&database).unwrap()
+    litedal::example::repo::Users::count(&database).unwrap()
 }
 
 #[test]
@@ -319,7 +319,7 @@ fn restore_is_refused_while_the_database_is_open() {
             .success()
     );
     let open = litedal::Database::open(
-        litedal::Config::builder()
+        litedal::example::config()
             .database_url(format!("sqlite://{}", db.display()))
             .build()
             .unwrap(),

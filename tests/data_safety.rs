@@ -5,11 +5,10 @@
 use std::process::{Command, Stdio};
 
 use diesel::prelude::*;
-use litedal::models::NewUser;
-use litedal::repo::Users;
-use litedal::schema::users;
-use litedal::testing::TestDb;
-use litedal::{CheckDepth, Config, Database, Error};
+use litedal::example::models::NewUser;
+use litedal::example::repo::Users;
+use litedal::example::schema::users;
+use litedal::{CheckDepth, Database, Error};
 
 /// Rows of about 4 KiB, so that a few hundred of them overflow a small page cache and SQLite
 /// must spill dirty pages to the WAL in the middle of the transaction.
@@ -22,7 +21,7 @@ enum Writes {
     Repository,
     /// Plain diesel `insert_into(..).execute(conn)`, logging and continuing on error.
     RawDiesel,
-    /// `Users::insert_many` (a batch insert, a savepoint each) of 10 rows at a time.
+    /// `Users::batch_insert` (a batch insert, a savepoint each) of 10 rows at a time.
     Batch,
 }
 
@@ -39,7 +38,7 @@ fn run_child(path: &str, limit: u64, writes: Writes) {
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit), 0);
     }
-    let config = Config::builder()
+    let config = litedal::example::config()
         .database_url(path)
         .cache_size_kib(256)
         .checkpoint_interval(std::time::Duration::ZERO)
@@ -65,7 +64,7 @@ fn run_child(path: &str, limit: u64, writes: Writes) {
                         (0..10).map(|j| format!("batch{i}-{j}@x.example")).collect();
                     let rows: Vec<NewUser> =
                         emails.iter().map(|e| NewUser::new(&name, e)).collect();
-                    Users::insert_many(&mut *conn, &rows)
+                    Users::batch_insert(&mut *conn, &rows)
                         .map(|_| ())
                         .map_err(|e| format!("{e:?}"))
                 }
@@ -95,7 +94,7 @@ fn child_run(test: &str, writes: Writes) -> (String, std::path::PathBuf, tempfil
     let path = dir.path().join("safety.db");
     {
         let db = Database::open(
-            Config::builder()
+            litedal::example::config()
                 .database_url(path.display().to_string())
                 .build()
                 .unwrap(),
@@ -103,7 +102,7 @@ fn child_run(test: &str, writes: Writes) -> (String, std::path::PathBuf, tempfil
         .unwrap();
         let emails: Vec<String> = (0..200).map(|i| format!("base{i}@x.example")).collect();
         let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("base", e)).collect();
-        Users::insert_many(&db, &rows).unwrap();
+        Users::batch_insert(&db, &rows).unwrap();
         db.checkpoint(litedal::CheckpointMode::Truncate).unwrap();
     }
     let size = std::fs::metadata(&path).unwrap().len();
@@ -198,7 +197,7 @@ fn assert_all_or_nothing(stdout: &str, path: &std::path::Path, writes: Writes) {
     );
     // Nothing of the transaction is in the file: only the 200 users committed before it.
     let db = Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(path.display().to_string())
             .build()
             .unwrap(),
@@ -242,7 +241,7 @@ fn a_batch_insert_inside_a_transaction_lost_to_sqlite_commits_nothing() {
 /// that statement, the savepoint undoes only that operation, and the rest commits.
 #[test]
 fn a_constraint_error_undoes_only_its_own_operation() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     let outcome = db.transaction(|conn| {
         Users::insert(&mut *conn, &NewUser::new("a", "a@x.example"))?;
         let duplicate = Users::insert(&mut *conn, &NewUser::new("again", "a@x.example"));
@@ -266,7 +265,7 @@ fn a_constraint_error_undoes_only_its_own_operation() {
 /// connection, a backup). Prints what it saw.
 fn run_relative_child(backup: &str) {
     let db = Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url("sqlite://data/rel.db")
             .write_pool_size(1)
             .read_pool_size(1)
@@ -277,7 +276,7 @@ fn run_relative_child(backup: &str) {
     .unwrap();
     let emails: Vec<String> = (0..50).map(|i| format!("rel{i}@x.example")).collect();
     let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("rel", e)).collect();
-    Users::insert_many(&db, &rows).unwrap();
+    Users::batch_insert(&db, &rows).unwrap();
     let elsewhere = std::env::var("LITEDAL_CHILD_ELSEWHERE").unwrap();
     std::env::set_current_dir(&elsewhere).unwrap();
 
@@ -350,7 +349,7 @@ fn a_relative_url_keeps_naming_the_same_file_after_a_change_of_directory() {
         "files appeared in the new working directory"
     );
     let db = Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(real.display().to_string())
             .build()
             .unwrap(),
@@ -360,7 +359,7 @@ fn a_relative_url_keeps_naming_the_same_file_after_a_change_of_directory() {
     drop(db);
     // The backup is of the real database, not of an empty new one.
     let copy = Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(backup.display().to_string())
             .run_migrations(false)
             .build()
@@ -377,7 +376,7 @@ fn a_relative_url_keeps_naming_the_same_file_after_a_change_of_directory() {
 #[test]
 fn an_exhausted_write_pool_is_pool_timeout_for_every_writer_never_busy() {
     use std::time::{Duration, Instant};
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.write_pool_size(1)
             .pool_timeout(Duration::from_secs(1))
             .busy_timeout(Duration::from_millis(200))
@@ -411,7 +410,7 @@ fn an_exhausted_write_pool_is_pool_timeout_for_every_writer_never_busy() {
 #[test]
 fn a_writer_queued_behind_a_blocking_checkpoint_waiting_for_the_pool_gets_through() {
     use std::time::Duration;
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.write_pool_size(1)
             .pool_timeout(Duration::from_secs(10))
             .busy_timeout(Duration::from_millis(300))
@@ -442,7 +441,7 @@ fn a_writer_queued_behind_a_blocking_checkpoint_waiting_for_the_pool_gets_throug
 fn writes_on_a_held_connection_queue_fairly_among_gated_writers() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.write_pool_size(4)
             .busy_timeout(Duration::from_secs(1))
             .checkpoint_interval(Duration::ZERO)
@@ -500,7 +499,8 @@ fn writes_on_a_held_connection_queue_fairly_among_gated_writers() {
 fn a_write_on_a_held_connection_waits_for_a_foreign_lock_then_gets_busy_then_recovers() {
     use diesel::connection::SimpleConnection;
     use std::time::{Duration, Instant};
-    let db = TestDb::with_config(|b| b.busy_timeout(Duration::from_millis(300))).unwrap();
+    let db =
+        litedal::example::test_db_with(|b| b.busy_timeout(Duration::from_millis(300))).unwrap();
     let mut holder = SqliteConnection::establish(&db.path().display().to_string()).unwrap();
     holder.batch_execute("BEGIN IMMEDIATE").unwrap();
     let mut conn = db.write_connection().unwrap();
@@ -527,7 +527,7 @@ fn a_write_on_a_held_connection_waits_for_a_foreign_lock_then_gets_busy_then_rec
 fn memory_database_refuses_a_second_checkout_on_the_same_thread_at_once() {
     use std::time::{Duration, Instant};
     let db = Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(":memory:")
             .pool_timeout(Duration::from_secs(30))
             .build()
@@ -594,7 +594,7 @@ fn sqlite_locked_is_its_own_error_and_is_not_retried() {
 
 #[test]
 fn not_null_violations_name_the_column() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     let result = db.transaction(|conn| {
         Ok(
             diesel::sql_query("INSERT INTO users (name, email) VALUES (NULL, 'n@x.example')")
@@ -617,7 +617,7 @@ fn corruption_found_while_running_is_reported_with_the_path() {
     let path = dir.path().join("corrupt.db");
     let open = || {
         Database::open(
-            Config::builder()
+            litedal::example::config()
                 .database_url(path.display().to_string())
                 .checkpoint_interval(std::time::Duration::ZERO)
                 .build()
@@ -628,7 +628,7 @@ fn corruption_found_while_running_is_reported_with_the_path() {
     let db = open();
     let emails: Vec<String> = (0..3000).map(|i| format!("c{i}@x.example")).collect();
     let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("c", e)).collect();
-    Users::insert_many(&db, &rows).unwrap();
+    Users::batch_insert(&db, &rows).unwrap();
     #[derive(QueryableByName)]
     struct Root {
         #[diesel(sql_type = diesel::sql_types::BigInt)]

@@ -13,7 +13,6 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use litedal::testing::TestDb;
 use litedal::{Config, Database, Error, Role, Synchronous, TempStore};
 
 #[derive(QueryableByName, Debug)]
@@ -91,12 +90,16 @@ fn counter(conn: &mut SqliteConnection) -> litedal::Result<i64> {
 }
 
 fn user_count(db: &Database) -> i64 {
-    db.read(|conn| Ok(litedal::schema::users::table.count().get_result(conn)?))
-        .unwrap()
+    db.read(|conn| {
+        Ok(litedal::example::schema::users::table
+            .count()
+            .get_result(conn)?)
+    })
+    .unwrap()
 }
 
 fn insert_user(conn: &mut SqliteConnection, email: &str) -> QueryResult<usize> {
-    use litedal::schema::users;
+    use litedal::example::schema::users;
     diesel::insert_into(users::table)
         .values((users::name.eq("n"), users::email.eq(email)))
         .execute(conn)
@@ -104,7 +107,7 @@ fn insert_user(conn: &mut SqliteConnection, email: &str) -> QueryResult<usize> {
 
 #[test]
 fn every_pragma_is_applied_per_role() {
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.busy_timeout(Duration::from_millis(1234))
             .synchronous(Synchronous::Normal)
             .role_cache_size_kib(Role::Read, 4000)
@@ -142,7 +145,7 @@ fn every_pragma_is_applied_per_role() {
 
 #[test]
 fn defaults_are_applied() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     let mut w = db.write_connection().unwrap();
     assert_eq!(pragma_int(&mut w, "busy_timeout"), 5000);
     assert_eq!(pragma_int(&mut w, "synchronous"), 2, "FULL on writers");
@@ -157,7 +160,7 @@ fn defaults_are_applied() {
 
 #[test]
 fn a_read_connection_cannot_write() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     let mut conn = db.read_connection().unwrap();
     let err = Error::from(insert_user(&mut conn, "a@x.org").unwrap_err());
     assert!(matches!(err, Error::ReadOnly { .. }), "{err:?}");
@@ -181,7 +184,9 @@ fn assert_pool_size(db: &Database, role: Role, size: usize) {
     };
     let held: Vec<_> = (0..size).map(|_| checkout(db).unwrap()).collect();
     match checkout(db) {
-        Err(Error::PoolTimeout { role: r, waited }) => {
+        Err(Error::PoolTimeout {
+            role: r, waited, ..
+        }) => {
             assert_eq!(r, role);
             assert!(waited >= Duration::from_millis(900), "{waited:?}");
         }
@@ -202,9 +207,10 @@ fn pool_sizes_follow_the_seed_formula() {
     .into_iter()
     .map(|(base, read, write)| {
         thread::spawn(move || {
-            let db =
-                TestDb::with_config(|b| b.pool_size(base).pool_timeout(Duration::from_secs(1)))
-                    .unwrap();
+            let db = litedal::example::test_db_with(|b| {
+                b.pool_size(base).pool_timeout(Duration::from_secs(1))
+            })
+            .unwrap();
             assert_eq!(db.config().read_pool_size() as usize, read);
             assert_eq!(db.config().write_pool_size() as usize, write);
             assert_pool_size(&db, Role::Read, read);
@@ -219,7 +225,7 @@ fn pool_sizes_follow_the_seed_formula() {
 
 #[test]
 fn shared_pool_mode_serves_both_roles() {
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.pool_size(3)
             .separate_read_write(false)
             .pool_timeout(Duration::from_secs(1))
@@ -241,7 +247,7 @@ fn shared_pool_mode_serves_both_roles() {
 
 #[test]
 fn transaction_commits_rolls_back_and_nests() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     db.transaction(|conn| Ok(insert_user(conn, "ok@x.org")?))
         .unwrap();
     assert_eq!(user_count(&db), 1);
@@ -293,7 +299,7 @@ fn transaction_commits_rolls_back_and_nests() {
 
 #[test]
 fn no_lost_updates_under_concurrent_read_modify_write() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     setup_counter(&db);
     let threads = 4;
     let per_thread = 250;
@@ -329,7 +335,7 @@ fn no_lost_updates_under_concurrent_read_modify_write() {
 #[test]
 fn no_lost_updates_without_the_write_gate() {
     // SQLite's own busy handler arbitrates; BEGIN IMMEDIATE still prevents lost updates.
-    let db = TestDb::with_config(|b| b.write_gate(false)).unwrap();
+    let db = litedal::example::test_db_with(|b| b.write_gate(false)).unwrap();
     setup_counter(&db);
     let handles: Vec<_> = (0..4)
         .map(|_| {
@@ -466,8 +472,13 @@ fn every_url_form_opens_the_named_file() {
         ),
     ];
     for (url, file) in &cases {
-        let db = Database::open(Config::builder().database_url(url.clone()).build().unwrap())
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let db = Database::open(
+            litedal::example::config()
+                .database_url(url.clone())
+                .build()
+                .unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
         db.transaction(|conn| Ok(insert_user(conn, "x@y.z")?))
             .unwrap();
         assert_eq!(db.path().unwrap(), dir.path().join(file));
@@ -485,13 +496,24 @@ fn every_url_form_opens_the_named_file() {
 
 #[test]
 fn memory_database_is_one_database_for_both_roles() {
-    let db = Database::open(Config::builder().database_url(":memory:").build().unwrap()).unwrap();
+    let db = Database::open(
+        litedal::example::config()
+            .database_url(":memory:")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
     assert!(db.path().is_none());
     db.transaction(|conn| Ok(insert_user(conn, "mem@x.org")?))
         .unwrap();
     assert_eq!(user_count(&db), 1);
-    let other =
-        Database::open(Config::builder().database_url(":memory:").build().unwrap()).unwrap();
+    let other = Database::open(
+        litedal::example::config()
+            .database_url(":memory:")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         user_count(&other),
         0,
@@ -506,7 +528,7 @@ fn not_a_database_is_refused_and_left_untouched() {
     let content = b"this is a text file, not a database\n".repeat(50);
     std::fs::write(&path, &content).unwrap();
     let err = Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(path.display().to_string())
             .build()
             .unwrap(),
@@ -524,7 +546,7 @@ fn not_a_database_is_refused_and_left_untouched() {
 fn a_directory_is_not_a_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let err = Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(format!("sqlite://{}", dir.path().display()))
             .build()
             .unwrap(),
@@ -547,7 +569,7 @@ fn files_are_private_whatever_the_umask() {
         // The umask is process-wide; these files are created while it is set.
         let old = unsafe { libc::umask(umask) };
         let db = Database::open(
-            Config::builder()
+            litedal::example::config()
                 .database_url(format!("sqlite://{}", path.display()))
                 .build()
                 .unwrap(),
@@ -572,7 +594,13 @@ fn relative_url_forms_resolve_against_the_working_directory() {
     // Run the quickstart-style open in a child process whose cwd is a temp dir, so the
     // relative forms (and the default sqlite://data/main.db) are checked for real.
     if let Ok(url) = std::env::var("LITEDAL_CHILD_OPEN_URL") {
-        let db = Database::open(Config::builder().database_url(url).build().unwrap()).unwrap();
+        let db = Database::open(
+            litedal::example::config()
+                .database_url(url)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
         db.transaction(|conn| Ok(insert_user(conn, "child@x.org")?))
             .unwrap();
         return;
@@ -598,7 +626,7 @@ fn relative_url_forms_resolve_against_the_working_directory() {
         let file = dir.path().join(expected);
         assert!(file.is_file(), "{url}: {} missing", file.display());
         let db = Database::open(
-            Config::builder()
+            litedal::example::config()
                 .database_url(file.display().to_string())
                 .build()
                 .unwrap(),
@@ -611,11 +639,11 @@ fn relative_url_forms_resolve_against_the_working_directory() {
 #[test]
 fn migrations_revert_and_reapply() {
     use diesel_migrations::MigrationHarness;
-    let db = TestDb::with_config(|b| b.write_gate(true)).unwrap();
+    let db = litedal::example::test_db_with(|b| b.write_gate(true)).unwrap();
     db.transaction(|conn| Ok(insert_user(conn, "m@x.org")?))
         .unwrap();
     let mut conn = db.write_connection().unwrap();
-    let migrations = litedal::Migrations(&litedal::MIGRATIONS);
+    let migrations = litedal::Migrations(&litedal::example::MIGRATIONS);
     let reverted = conn.revert_all_migrations(migrations).unwrap();
     assert_eq!(reverted.len(), 3);
     let tables = |conn: &mut SqliteConnection| {

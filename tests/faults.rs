@@ -4,10 +4,9 @@
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
-use litedal::models::NewUser;
-use litedal::repo::Users;
-use litedal::testing::TestDb;
-use litedal::{CheckDepth, Config, Database, Error};
+use litedal::example::models::NewUser;
+use litedal::example::repo::Users;
+use litedal::{CheckDepth, Database, Error};
 
 /// Child: caps its file size with RLIMIT_FSIZE, then commits users until a write fails.
 fn run_child(path: &str, limit: u64) {
@@ -21,7 +20,13 @@ fn run_child(path: &str, limit: u64) {
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit), 0);
     }
-    let db = Database::open(Config::builder().database_url(path).build().unwrap()).unwrap();
+    let db = Database::open(
+        litedal::example::config()
+            .database_url(path)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
     let name = "x".repeat(2000);
     for i in 0.. {
         let email = format!("full{i}@x.example");
@@ -45,10 +50,10 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
         run_child(&path, limit);
         return;
     }
-    let test_db = TestDb::new().unwrap();
+    let test_db = litedal::example::test_db().unwrap();
     let emails: Vec<String> = (0..500).map(|i| format!("base{i}@x.example")).collect();
     let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("base", e)).collect();
-    Users::insert_many(test_db.db(), &rows).unwrap();
+    Users::batch_insert(test_db.db(), &rows).unwrap();
     let path = test_db.path().to_path_buf();
     let dir = path.parent().unwrap().to_path_buf();
     drop(test_db.keep());
@@ -83,7 +88,7 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     );
 
     let db = Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(path.display().to_string())
             .build()
             .unwrap(),
@@ -129,7 +134,7 @@ fn a_full_file_system_is_error_disk_full_and_loses_nothing() {
     let _mount = Mount(dir.path().to_path_buf());
     let path = dir.path().join("full.db");
     let db = Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(path.display().to_string())
             .build()
             .unwrap(),
@@ -152,7 +157,7 @@ fn a_full_file_system_is_error_disk_full_and_loses_nothing() {
     assert_eq!(Users::count(&db).unwrap(), committed.len() as i64);
     drop(db);
     let db = Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(path.display().to_string())
             .build()
             .unwrap(),

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::Command;
 
 use diesel::prelude::*;
-use litedal::models::NewUser;
-use litedal::repo::{Limit, UserCursor, Users};
-use litedal::testing::TestDb;
+use litedal::Limit;
+use litedal::example::models::NewUser;
+use litedal::example::repo::{UserCursor, Users};
 use litedal::{Config, Database, Error};
 
 /// The kinds of value the configuration variables take.
@@ -300,7 +300,7 @@ fn a_path_under_a_read_only_directory_is_a_clear_io_error() {
 
 #[test]
 fn a_read_only_database_file_is_refused_and_kept() {
-    let test_db = TestDb::new().unwrap();
+    let test_db = litedal::example::test_db().unwrap();
     Users::insert(test_db.db(), &NewUser::new("kept", "kept@x.example")).unwrap();
     let path = test_db.path().to_path_buf();
     let keep_dir = path.parent().unwrap().to_path_buf();
@@ -335,7 +335,7 @@ fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
 
 /// A real litedal database file, closed, with one user in it.
 fn real_database_bytes() -> Vec<u8> {
-    let test_db = TestDb::new().unwrap();
+    let test_db = litedal::example::test_db().unwrap();
     Users::insert(test_db.db(), &NewUser::new("real", "real@x.example")).unwrap();
     let path = test_db.path().to_path_buf();
     let dir = path.parent().unwrap().to_path_buf();
@@ -401,7 +401,7 @@ fn files_that_are_not_sqlite_are_refused_and_left_untouched() {
 
 #[test]
 fn hostile_strings_round_trip_exactly() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     let megabyte: String = "0123456789abcdef".repeat(65_536);
     let values = [
         "'; DROP TABLE users; --".to_owned(),
@@ -430,7 +430,11 @@ fn hostile_strings_round_trip_exactly() {
     assert_eq!(Users::count(db.db()).unwrap(), values.len() as i64);
     // The injection attempts are data, not SQL: both tables are intact.
     let posts: i64 = db
-        .read(|conn| Ok(litedal::schema::posts::table.count().get_result(conn)?))
+        .read(|conn| {
+            Ok(litedal::example::schema::posts::table
+                .count()
+                .get_result(conn)?)
+        })
         .unwrap();
     assert_eq!(posts, 0);
     // A prefix filter with wildcards and quotes matches literally.
@@ -477,7 +481,7 @@ fn limits_and_cursors_out_of_range_are_typed_errors() {
         );
     }
     // A valid cursor far beyond the data is an empty page, not an error.
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     Users::insert(db.db(), &NewUser::new("a", "a@x.example")).unwrap();
     let far = UserCursor::from_token("253402300799000_9223372036854775807").unwrap();
     let page = Users::query().after(far).page(db.db()).unwrap();
@@ -529,7 +533,7 @@ fn uri_modes_spaces_and_sqlite_memory_spelling() {
 
     // A builder value past the accepted range names its own setting.
     assert!(matches!(
-        Config::builder().wal_size_limit(u64::MAX).build(),
+        litedal::example::config().wal_size_limit(u64::MAX).build(),
         Err(Error::Config {
             var: "DB_WAL_SIZE_LIMIT",
             ..

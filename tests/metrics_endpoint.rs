@@ -11,8 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use diesel::prelude::*;
-use litedal::schema::users;
-use litedal::testing::TestDb;
+use litedal::example::schema::users;
 use litedal::{ConnectionStats, Limits, PoolStats};
 use prometheus_parse::{Scrape, Value};
 
@@ -152,7 +151,7 @@ fn assert_matches(scrape: &Scrape, stats: &ConnectionStats) {
 
 #[test]
 fn metrics_are_scraped_over_http_during_a_workload_and_match_the_stats() {
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.metrics_addr(loopback())
             .pool_size(2)
             .health_read_latency(Limits::new(HOUR, HOUR))
@@ -236,7 +235,7 @@ fn metrics_are_scraped_over_http_during_a_workload_and_match_the_stats() {
 
 #[test]
 fn health_answers_503_when_a_check_fails() {
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.metrics_addr(loopback())
             .health_read_latency(Limits::new(Duration::ZERO, Duration::from_nanos(1)))
     })
@@ -260,7 +259,7 @@ fn health_answers_503_when_a_check_fails() {
 
 #[test]
 fn the_endpoint_stops_when_the_last_database_clone_is_dropped() {
-    let db = TestDb::with_config(|b| b.metrics_addr(loopback())).unwrap();
+    let db = litedal::example::test_db_with(|b| b.metrics_addr(loopback())).unwrap();
     let addr = db.metrics_addr().unwrap();
     let clone = db.db().clone();
     assert_eq!(http_get(addr, "/metrics").0, 200);
@@ -287,7 +286,7 @@ fn the_endpoint_stops_when_the_last_database_clone_is_dropped() {
 fn a_taken_address_is_a_clear_error() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    match TestDb::with_config(|b| b.metrics_addr(Some(addr))) {
+    match litedal::example::test_db_with(|b| b.metrics_addr(Some(addr))) {
         Err(litedal::Error::Metrics(message)) => {
             assert!(message.contains(&addr.to_string()), "{message}");
             assert!(message.contains("DB_METRICS_ADDR"), "{message}");

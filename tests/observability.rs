@@ -8,7 +8,6 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use litedal::testing::TestDb;
 use litedal::{Error, HealthStatus, Limits, PoolName, PoolStats, Role};
 
 use common::Captured;
@@ -26,7 +25,7 @@ fn write_pool(db: &litedal::Database) -> PoolStats {
 
 #[test]
 fn pool_stats_follow_checkouts_and_timeouts() {
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.read_pool_size(4)
             .write_pool_size(1)
             .pool_timeout(Duration::from_secs(1))
@@ -57,7 +56,7 @@ fn pool_stats_follow_checkouts_and_timeouts() {
     // The fourth connection empties the pool; the fifth checkout times out.
     let fourth = db.read_connection().unwrap();
     match db.read_connection() {
-        Err(Error::PoolTimeout { role, waited }) => {
+        Err(Error::PoolTimeout { role, waited, .. }) => {
             assert_eq!(role, Role::Read);
             assert!(waited >= Duration::from_secs(1), "{waited:?}");
         }
@@ -82,7 +81,7 @@ fn pool_stats_follow_checkouts_and_timeouts() {
 
 #[test]
 fn a_shared_pool_is_one_entry_serving_both_roles() {
-    let db = TestDb::with_config(|b| b.pool_size(3).separate_read_write(false)).unwrap();
+    let db = litedal::example::test_db_with(|b| b.pool_size(3).separate_read_write(false)).unwrap();
     let _r = db.read_connection().unwrap();
     let _w = db.write_connection().unwrap();
     let stats = db.connection_stats();
@@ -97,8 +96,10 @@ fn a_shared_pool_is_one_entry_serving_both_roles() {
 
 #[test]
 fn statements_errors_and_busy_errors_are_counted_per_pool() {
-    let db = TestDb::with_config(|b| b.write_pool_size(2).busy_timeout(Duration::from_millis(50)))
-        .unwrap();
+    let db = litedal::example::test_db_with(|b| {
+        b.write_pool_size(2).busy_timeout(Duration::from_millis(50))
+    })
+    .unwrap();
     let (read0, write0) = (read_pool(&db).queries, write_pool(&db).queries);
 
     let mut conn = db.read_connection().unwrap();
@@ -136,8 +137,10 @@ fn statements_errors_and_busy_errors_are_counted_per_pool() {
 
 #[test]
 fn transactions_are_counted_by_outcome() {
-    let db = TestDb::with_config(|b| b.write_pool_size(2).busy_timeout(Duration::from_millis(50)))
-        .unwrap();
+    let db = litedal::example::test_db_with(|b| {
+        b.write_pool_size(2).busy_timeout(Duration::from_millis(50))
+    })
+    .unwrap();
     let t0 = db.connection_stats().transactions;
 
     db.transaction(|conn| {
@@ -199,7 +202,7 @@ const MARKER: &str = "s3cr3t-bind-value";
 
 #[test]
 fn slow_queries_are_logged_with_sql_but_without_bind_values() {
-    let db = TestDb::with_config(|b| b.slow_query(Duration::from_millis(1))).unwrap();
+    let db = litedal::example::test_db_with(|b| b.slow_query(Duration::from_millis(1))).unwrap();
     let captured = Captured::default();
     let before = read_pool(&db).queries;
     // diesel's instrumentation runs on the thread that runs the statement: this one.
@@ -231,7 +234,7 @@ fn slow_queries_are_logged_with_sql_but_without_bind_values() {
 
 #[test]
 fn the_slow_query_log_can_be_turned_off() {
-    let db = TestDb::with_config(|b| b.slow_query(Duration::ZERO)).unwrap();
+    let db = litedal::example::test_db_with(|b| b.slow_query(Duration::ZERO)).unwrap();
     let captured = Captured::default();
     tracing::subscriber::with_default(captured.subscriber(), || {
         let mut conn = db.read_connection().unwrap();
@@ -247,7 +250,7 @@ fn the_slow_query_log_can_be_turned_off() {
 
 #[test]
 fn without_instrumentation_the_counters_stay_zero() {
-    let db = TestDb::with_config(|b| b.instrumentation(false)).unwrap();
+    let db = litedal::example::test_db_with(|b| b.instrumentation(false)).unwrap();
     let conn = db.read_connection().unwrap();
     db.read(|conn| Ok(diesel::sql_query("SELECT 1").execute(conn)?))
         .unwrap();
@@ -262,7 +265,7 @@ fn without_instrumentation_the_counters_stay_zero() {
 
 #[test]
 fn file_stats_report_sizes_and_pages() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     db.transaction(|conn| {
         conn.batch_execute(
             "CREATE TABLE blobs (b BLOB); \
@@ -290,7 +293,7 @@ fn file_stats_report_sizes_and_pages() {
 
 #[test]
 fn health_is_healthy_within_thresholds() {
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.health_read_latency(Limits::new(HOUR, HOUR))
             .health_write_latency(Limits::new(HOUR, HOUR))
     })
@@ -325,7 +328,7 @@ fn health_is_healthy_within_thresholds() {
 #[test]
 fn health_degrades_and_fails_at_its_thresholds() {
     // Two of four read connections out = 50 % utilization: degraded, not unhealthy.
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.read_pool_size(4)
             .health_read_latency(Limits::new(HOUR, HOUR))
             .health_write_latency(Limits::new(HOUR, HOUR))
@@ -342,7 +345,7 @@ fn health_degrades_and_fails_at_its_thresholds() {
     assert_eq!(db.health().status, HealthStatus::Healthy);
 
     // A WAL of any size over a 1-byte threshold: degraded.
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.health_read_latency(Limits::new(HOUR, HOUR))
             .health_write_latency(Limits::new(HOUR, HOUR))
             .health_wal_size(Limits::degraded_only(1))
@@ -361,7 +364,7 @@ fn health_degrades_and_fails_at_its_thresholds() {
     assert_eq!(report.status, HealthStatus::Degraded);
 
     // Any read takes longer than a nanosecond: unhealthy.
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.health_read_latency(Limits::new(Duration::ZERO, Duration::from_nanos(1)))
             .health_write_latency(Limits::new(HOUR, HOUR))
     })
@@ -377,7 +380,7 @@ fn health_degrades_and_fails_at_its_thresholds() {
 
 #[test]
 fn a_failing_probe_is_unhealthy_not_an_error() {
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.write_pool_size(2)
             .busy_timeout(Duration::from_millis(50))
             .health_read_latency(Limits::new(HOUR, HOUR))
@@ -439,7 +442,7 @@ fn health_thresholds_from_the_environment_are_validated() {
         }
     }
     assert!(matches!(
-        litedal::Config::builder()
+        litedal::example::config()
             .health_pool_utilization(Limits::degraded_only(f64::NAN))
             .build(),
         Err(Error::Config {
@@ -451,7 +454,7 @@ fn health_thresholds_from_the_environment_are_validated() {
 
 #[test]
 fn migrations_can_be_run_and_listed_after_open() {
-    let db = TestDb::with_config(|b| b.run_migrations(false)).unwrap();
+    let db = litedal::example::test_db_with(|b| b.run_migrations(false)).unwrap();
     let applied = db.run_pending_migrations().unwrap();
     assert_eq!(
         applied,
@@ -471,13 +474,12 @@ fn checkpoint_age_is_checked_while_the_checkpointer_runs() {
     use std::time::Duration;
 
     // No checkpointer, no check.
-    let off =
-        litedal::testing::TestDb::with_config(|b| b.checkpoint_interval(Duration::ZERO)).unwrap();
+    let off = litedal::example::test_db_with(|b| b.checkpoint_interval(Duration::ZERO)).unwrap();
     assert!(off.health().check("checkpoint_age").is_none());
 
     // Running, with a threshold far away: healthy, measured since open, then since the
     // last checkpoint.
-    let db = litedal::testing::TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.checkpoint_interval(Duration::from_secs(3600))
             .health_checkpoint_age(Limits::degraded_only(Duration::from_secs(3600)))
     })
@@ -494,7 +496,7 @@ fn checkpoint_age_is_checked_while_the_checkpointer_runs() {
     assert!(check.detail.contains("last checkpoint"), "{}", check.detail);
 
     // A tiny threshold: the age is past it, the report is degraded.
-    let db = litedal::testing::TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.checkpoint_interval(Duration::from_secs(3600))
             .health_checkpoint_age(Limits::degraded_only(Duration::from_millis(1)))
     })

@@ -5,9 +5,8 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
 use diesel::prelude::*;
-use litedal::batch::{MAX_BOUND_VALUES, insert_batch, rows_per_statement};
+use litedal::batch::{MAX_BOUND_VALUES, batch_insert, rows_per_statement};
 use litedal::config::ENV_VARS;
-use litedal::testing::TestDb;
 use litedal::url::parse_database_url;
 use litedal::{Config, Error};
 use proptest::prelude::*;
@@ -224,7 +223,7 @@ proptest! {
         rows in prop_oneof![0usize..=3, 10_000usize..=12_000, 30_000usize..=100_000],
         table in 0usize..4,
     ) {
-        let db = TestDb::new().unwrap();
+        let db = litedal::example::test_db().unwrap();
         create_wide_tables(&db);
         let n = rows as i64;
         let (inserted, count, sum) = match table {
@@ -274,12 +273,12 @@ proptest! {
 
 #[test]
 fn insert_batch_joins_the_callers_transaction() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     create_wide_tables(&db);
     let data: Vec<Wide1> = (0..50_000).map(|i| Wide1 { c1: i }).collect();
     let err = db
         .transaction(|conn| {
-            insert_batch(&mut *conn, wide1::table, &data)?;
+            batch_insert(&mut *conn, wide1::table, &data)?;
             Err::<(), _>(Error::NotFound)
         })
         .unwrap_err();

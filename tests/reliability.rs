@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use litedal::models::{NewPost, NewUser, UserId};
-use litedal::repo::{Limit, Posts, UserOrder, Users};
-use litedal::testing::TestDb;
-use litedal::{Config, Database, Error};
+use litedal::Limit;
+use litedal::example::models::{NewPost, NewUser, UserId};
+use litedal::example::repo::{Posts, UserOrder, Users};
+use litedal::{Database, Error};
 
 const COUNTERS: i64 = 4;
 
@@ -91,11 +91,11 @@ fn increment(db: &Database, writer: &str, seq: i64, counter: i64) -> litedal::Re
 
 #[test]
 fn four_readers_and_four_writers_lose_nothing() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     create_stress_tables(&db);
     let emails: Vec<String> = (0..200).map(|i| format!("s{i}@x.example")).collect();
     let users: Vec<NewUser> = emails.iter().map(|e| NewUser::new("s", e)).collect();
-    Users::insert_many(db.db(), &users).unwrap();
+    Users::batch_insert(db.db(), &users).unwrap();
     let user_ids: Vec<UserId> = Users::query()
         .limit(Limit::new(1000).unwrap())
         .load(db.db())
@@ -262,7 +262,7 @@ fn four_readers_and_four_writers_lose_nothing() {
 /// Entry point of the child processes of `three_processes_write_one_file_without_busy_errors`.
 fn run_child_writer(path: &str, name: &str, secs: u64) {
     let db = Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(path)
             .pool_size(2)
             .build()
@@ -318,7 +318,7 @@ fn three_processes_write_one_file_without_busy_errors() {
         run_child_writer(&path, &name, secs);
         return;
     }
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     create_stress_tables(&db);
     let url = db.path().display().to_string();
     let secs = soak_secs(3);
@@ -374,7 +374,8 @@ fn three_processes_write_one_file_without_busy_errors() {
 
 #[test]
 fn a_lock_held_past_the_busy_timeout_is_error_busy_then_recovers() {
-    let db = TestDb::with_config(|b| b.busy_timeout(Duration::from_millis(300))).unwrap();
+    let db =
+        litedal::example::test_db_with(|b| b.busy_timeout(Duration::from_millis(300))).unwrap();
     // Another connection (outside litedal's pools and gate) takes the write lock.
     let mut holder = SqliteConnection::establish(&db.path().display().to_string()).unwrap();
     holder.batch_execute("BEGIN IMMEDIATE").unwrap();
@@ -400,8 +401,10 @@ fn a_lock_held_past_the_busy_timeout_is_error_busy_then_recovers() {
 
 #[test]
 fn an_exhausted_write_pool_is_pool_timeout_then_recovers() {
-    let db =
-        TestDb::with_config(|b| b.write_pool_size(2).pool_timeout(Duration::from_secs(1))).unwrap();
+    let db = litedal::example::test_db_with(|b| {
+        b.write_pool_size(2).pool_timeout(Duration::from_secs(1))
+    })
+    .unwrap();
     let held: Vec<_> = (0..2).map(|_| db.write_connection().unwrap()).collect();
     let started = Instant::now();
     let result = Users::insert(db.db(), &NewUser::new("p", "p@x.example"));
@@ -410,6 +413,7 @@ fn an_exhausted_write_pool_is_pool_timeout_then_recovers() {
         Err(Error::PoolTimeout {
             role,
             waited: reported,
+            ..
         }) => {
             assert_eq!(role, litedal::Role::Write);
             assert!(reported >= Duration::from_secs(1), "{reported:?}");

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use chrono::{Duration as ChronoDuration, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
-use litedal::models::{NewPost, NewUser, PostChanges, PostId, UserChanges, UserId};
-use litedal::repo::{Limit, Posts, UserCursor, UserOrder, Users};
-use litedal::schema::{posts, users};
-use litedal::testing::TestDb;
+use litedal::Limit;
+use litedal::example::models::{NewPost, NewUser, PostChanges, PostId, UserChanges, UserId};
+use litedal::example::repo::{Posts, UserCursor, UserOrder, Users};
+use litedal::example::schema::{posts, users};
 use litedal::{BatchChunk, Error};
 
 fn emails(prefix: &str, n: usize) -> Vec<String> {
@@ -18,7 +18,7 @@ fn emails(prefix: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn user_crud_and_error_mapping() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     let ada = Users::insert(db.db(), &NewUser::new("Ada", "ada@example.com")).unwrap();
     assert_eq!(ada.name, "Ada");
     assert!(ada.active);
@@ -91,7 +91,7 @@ fn user_crud_and_error_mapping() {
 
 #[test]
 fn post_crud_join_and_cascade() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     let ada = Users::insert(db.db(), &NewUser::new("Ada", "ada@example.com")).unwrap();
     let bob = Users::insert(db.db(), &NewUser::new("Bob", "bob@example.com")).unwrap();
 
@@ -183,7 +183,7 @@ fn post_crud_join_and_cascade() {
 
 #[test]
 fn repository_operations_compose_in_one_transaction() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     let (user, post) = db
         .transaction(|conn| {
             let user = Users::insert(&mut *conn, &NewUser::new("Ada", "ada@example.com"))?;
@@ -248,7 +248,7 @@ fn repository_operations_compose_in_one_transaction() {
 
 #[test]
 fn query_builder_filters_in_sql() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     let rows = [
         ("Alice", "alice@corp.example", true),
         ("alfred", "alfred@home.example", true),
@@ -267,7 +267,7 @@ fn query_builder_filters_in_sql() {
         )
         .unwrap();
     }
-    let names = |users: Vec<litedal::models::User>| -> Vec<String> {
+    let names = |users: Vec<litedal::example::models::User>| -> Vec<String> {
         users.into_iter().map(|u| u.name).collect()
     };
     assert_eq!(
@@ -380,7 +380,7 @@ fn query_builder_sql_uses_limit_and_keyset_not_offset() {
 #[test]
 fn a_cursor_on_a_whole_second_does_not_return_its_own_row() {
     use diesel::connection::SimpleConnection;
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     for i in 0..3 {
         Users::insert(db.db(), &NewUser::new("w", &format!("w{i}@x.example"))).unwrap();
     }
@@ -415,10 +415,10 @@ fn a_cursor_on_a_whole_second_does_not_return_its_own_row() {
 
 #[test]
 fn keyset_paging_returns_each_user_exactly_once() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     let emails = emails("page", 2500);
     let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("p", e)).collect();
-    assert_eq!(Users::insert_many(db.db(), &rows).unwrap(), 2500);
+    assert_eq!(Users::batch_insert(db.db(), &rows).unwrap(), 2500);
 
     for order in [
         UserOrder::IdAsc,
@@ -475,7 +475,7 @@ fn limits_are_checked_not_clamped() {
 
 #[test]
 fn batch_insert_of_50000_users_is_one_transaction_of_multi_row_statements() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     let emails = emails("bulk", 50_000);
     let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("bulk", e)).collect();
     // 50,000 rows x 3 values = 150,000 bound values, far above SQLite's 32766 per statement.
@@ -511,7 +511,7 @@ fn batch_insert_of_50000_users_is_one_transaction_of_multi_row_statements() {
 
 #[test]
 fn a_failing_chunk_rolls_back_the_whole_batch_and_is_named() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     Users::insert(db.db(), &NewUser::new("first", "taken@example.com")).unwrap();
     let mut emails = emails("batch", 30_000);
     // 3 values per row -> 10922 rows per statement -> 3 statements; the duplicate is last.
@@ -557,7 +557,7 @@ fn a_failing_chunk_rolls_back_the_whole_batch_and_is_named() {
         .collect();
     posts[7].user_id = UserId(12345);
     assert!(matches!(
-        Posts::insert_many(db.db(), &posts),
+        Posts::batch_insert(db.db(), &posts),
         Err(Error::ForeignKey {
             chunk: Some(BatchChunk {
                 index: 0,
@@ -569,18 +569,18 @@ fn a_failing_chunk_rolls_back_the_whole_batch_and_is_named() {
     ));
     assert_eq!(Posts::count(db.db()).unwrap(), 0);
     posts[7].user_id = user.id;
-    assert_eq!(Posts::insert_many(db.db(), &posts).unwrap(), 10);
-    assert_eq!(Users::insert_many(db.db(), &[]).unwrap(), 0);
+    assert_eq!(Posts::batch_insert(db.db(), &posts).unwrap(), 10);
+    assert_eq!(Users::batch_insert(db.db(), &[]).unwrap(), 0);
 }
 
 #[test]
 fn models_serialize_for_apis() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     let user = Users::insert(db.db(), &NewUser::new("Ada", "ada@example.com")).unwrap();
     let json = serde_json::to_value(&user).unwrap();
     assert_eq!(json["id"], serde_json::json!(user.id.get()));
     assert_eq!(json["email"], "ada@example.com");
-    let back: litedal::models::User = serde_json::from_value(json).unwrap();
+    let back: litedal::example::models::User = serde_json::from_value(json).unwrap();
     assert_eq!(back, user);
     // Strings come back exactly, whatever they contain.
     for (i, tricky) in [

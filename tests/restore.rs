@@ -6,16 +6,16 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use litedal::example::models::NewUser;
+use litedal::example::repo::Users;
 use litedal::maintenance::restore;
-use litedal::models::NewUser;
-use litedal::repo::Users;
-use litedal::{Config, Database, Error, Overwrite};
+use litedal::{Database, Error, Overwrite};
 
 const HOLD: &str = "LITEDAL_RESTORE_HOLD_DB";
 
 fn open(path: &Path) -> Database {
     Database::open(
-        Config::builder()
+        litedal::example::config()
             .database_url(path.display().to_string())
             .checkpoint_interval(std::time::Duration::ZERO)
             .build()
@@ -37,7 +37,7 @@ fn database_and_backup(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
     let db = open(&path);
     let emails: Vec<String> = (0..n).map(|i| format!("r{i}@x.example")).collect();
     let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("r", e)).collect();
-    Users::insert_many(&db, &rows).unwrap();
+    Users::batch_insert(&db, &rows).unwrap();
     db.backup(&backup, Overwrite::Refuse).unwrap();
     // Rows that are not in the backup.
     Users::insert(&db, &NewUser::new("later", "later@x.example")).unwrap();

@@ -18,10 +18,9 @@ use std::time::{Duration, SystemTime};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
+use litedal::example::schema::users;
 use litedal::maintenance::{integrity_check_file, restore};
-use litedal::schema::users;
-use litedal::testing::TestDb;
-use litedal::{CheckDepth, CheckpointMode, Config, Database, Error, Overwrite, Synchronous};
+use litedal::{CheckDepth, CheckpointMode, Database, Error, Overwrite, Synchronous};
 
 #[derive(QueryableByName, Debug)]
 struct IntValue {
@@ -71,7 +70,7 @@ fn open(
     path: &Path,
     configure: impl FnOnce(litedal::ConfigBuilder) -> litedal::ConfigBuilder,
 ) -> Database {
-    let config = configure(Config::builder().database_url(path.display().to_string()))
+    let config = configure(litedal::example::config().database_url(path.display().to_string()))
         .build()
         .unwrap();
     Database::open(config).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -122,7 +121,7 @@ fn spawn_child(test: &str, env: &[(&str, &str)]) -> Child {
 #[test]
 fn passive_checkpoints_progress_past_a_long_reader_and_truncate_empties_the_wal() {
     // The background checkpointer is off so that only the checkpoints of this test run.
-    let db = TestDb::with_config(|b| {
+    let db = litedal::example::test_db_with(|b| {
         b.checkpoint_interval(Duration::ZERO)
             .busy_timeout(Duration::from_millis(400))
     })
@@ -203,7 +202,7 @@ fn passive_checkpoints_progress_past_a_long_reader_and_truncate_empties_the_wal(
 
 #[test]
 fn every_checkpoint_mode_runs_and_none_runs_inside_a_transaction() {
-    let db = TestDb::with_config(|b| b.checkpoint_interval(Duration::ZERO)).unwrap();
+    let db = litedal::example::test_db_with(|b| b.checkpoint_interval(Duration::ZERO)).unwrap();
     for (i, mode) in [
         CheckpointMode::Passive,
         CheckpointMode::Full,
@@ -237,8 +236,10 @@ fn every_checkpoint_mode_runs_and_none_runs_inside_a_transaction() {
 fn litestream_recipe_litedal_never_checkpoints() {
     // DB_WAL_AUTOCHECKPOINT=0 and DB_CHECKPOINT_INTERVAL_SECS=0: checkpointing belongs to
     // the external tool. The WAL only grows and the database file is never written.
-    let db = TestDb::with_config(|b| b.wal_autocheckpoint(0).checkpoint_interval(Duration::ZERO))
-        .unwrap();
+    let db = litedal::example::test_db_with(|b| {
+        b.wal_autocheckpoint(0).checkpoint_interval(Duration::ZERO)
+    })
+    .unwrap();
     let main = std::fs::metadata(db.path()).unwrap();
     let mut sizes = vec![wal_size(db.path())];
     for t in 0..100 {
@@ -274,7 +275,7 @@ fn litestream_recipe_litedal_never_checkpoints() {
 #[test]
 fn backup_taken_during_concurrent_writes_is_a_consistent_private_snapshot() {
     const ROWS_PER_TX: i64 = 5;
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     db.transaction(|c| {
         Ok(c.batch_execute(
             "CREATE TABLE ledger (id INTEGER PRIMARY KEY CHECK (id = 1), total INTEGER NOT NULL);
@@ -424,7 +425,7 @@ fn backup_taken_during_concurrent_writes_is_a_consistent_private_snapshot() {
 
 #[test]
 fn backup_refuses_the_live_database_files_and_bad_destinations() {
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     db.transaction(|c| Ok(insert_users(c, 1..11)?)).unwrap();
     for target in [
         db.path().to_path_buf(),
@@ -447,8 +448,13 @@ fn backup_refuses_the_live_database_files_and_bad_destinations() {
     assert!(db.integrity_check(CheckDepth::Quick).unwrap().is_empty());
 
     // An in-memory database backs up through its one pooled connection.
-    let memory =
-        Database::open(Config::builder().database_url(":memory:").build().unwrap()).unwrap();
+    let memory = Database::open(
+        litedal::example::config()
+            .database_url(":memory:")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
     memory.transaction(|c| Ok(insert_users(c, 1..6)?)).unwrap();
     let dest = dir.path().join("memory.db");
     memory.backup(&dest, Overwrite::Refuse).unwrap();
@@ -518,7 +524,7 @@ fn optimize_analyzes_on_demand_and_when_the_database_closes() {
             )
         })
     };
-    let db = TestDb::new().unwrap();
+    let db = litedal::example::test_db().unwrap();
     db.transaction(|c| Ok(insert_users(c, 1..2001)?)).unwrap();
     assert!(stat_rows(&db).is_err(), "no sqlite_stat1 before ANALYZE");
     db.optimize().unwrap();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use diesel_migrations::EmbeddedMigrations;
 
-use super::migrations::{MIGRATIONS, Migrations};
+use super::migrations::Migrations;
 use super::settings::Config;
 use super::thresholds::{HealthThresholds, Limits};
 use crate::error::{Error, Result};
@@ -62,7 +62,7 @@ pub struct ConfigBuilder {
     pub(super) slow_query: Duration,
     pub(super) metrics_addr: Option<SocketAddr>,
     pub(super) run_migrations: bool,
-    pub(super) migrations: Migrations,
+    pub(super) migrations: Option<Migrations>,
     pub(super) write_gate: bool,
     pub(super) instrumentation: bool,
     pub(super) health_read_latency: Option<Limits<Duration>>,
@@ -98,7 +98,7 @@ impl Default for ConfigBuilder {
             slow_query: Duration::from_millis(100),
             metrics_addr: None,
             run_migrations: true,
-            migrations: Migrations(&MIGRATIONS),
+            migrations: None,
             write_gate: true,
             instrumentation: true,
             health_read_latency: None,
@@ -237,16 +237,33 @@ impl ConfigBuilder {
         self
     }
 
-    /// `DB_RUN_MIGRATIONS`; default true.
+    /// `DB_RUN_MIGRATIONS`; default true: the migrations given to
+    /// [`migrations`](Self::migrations) run at open (none run when none were given).
     pub fn run_migrations(mut self, run: bool) -> Self {
         self.run_migrations = run;
         self
     }
 
-    /// The migrations to run at open; default litedal's own [`MIGRATIONS`](super::MIGRATIONS). Applications pass
-    /// their own `embed_migrations!` here.
+    /// The application's migrations, run at open (in one immediate transaction) unless
+    /// `DB_RUN_MIGRATIONS=false`; default none: litedal creates no table of its own.
+    ///
+    /// ```
+    /// use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+    ///
+    /// // In an application: its own `migrations/` directory, embedded at build time.
+    /// const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = litedal::Config::builder()
+    ///     .database_url(dir.path().join("app.db").display().to_string())
+    ///     .migrations(&MIGRATIONS)
+    ///     .build()?;
+    /// let db = litedal::Database::open(config)?;
+    /// assert!(!db.applied_migrations()?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn migrations(mut self, migrations: &'static EmbeddedMigrations) -> Self {
-        self.migrations = Migrations(migrations);
+        self.migrations = Some(Migrations(migrations));
         self
     }
 

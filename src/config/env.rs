@@ -120,7 +120,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "DB_RUN_MIGRATIONS",
         "true",
-        "run the embedded migrations at open",
+        "run the application's embedded migrations at open (when it gave some)",
     ),
     (
         "DB_HEALTH_READ_LATENCY_MS",

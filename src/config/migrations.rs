@@ -1,11 +1,8 @@
-//! The migrations run at open: litedal's own ([`MIGRATIONS`]) or an application's.
+//! The migrations run at open: the application's own, embedded with `embed_migrations!`.
 
 use diesel_migrations::EmbeddedMigrations;
 
-/// The migrations shipped with litedal (the `users` and `posts` tables), embedded at build time.
-pub const MIGRATIONS: EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations");
-
-/// A set of embedded migrations (litedal's [`MIGRATIONS`] or an application's own), usable
+/// A set of embedded migrations (an application's `embed_migrations!("migrations")`), usable
 /// wherever diesel takes a `MigrationSource`.
 #[derive(Clone, Copy)]
 pub struct Migrations(pub &'static EmbeddedMigrations);

@@ -18,6 +18,6 @@ mod thresholds;
 
 pub use builder::ConfigBuilder;
 pub use env::ENV_VARS;
-pub use migrations::{MIGRATIONS, Migrations};
+pub use migrations::Migrations;
 pub use settings::Config;
 pub use thresholds::{HealthThresholds, Limits};

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use diesel_migrations::EmbeddedMigrations;
+
 use super::migrations::Migrations;
 use super::thresholds::HealthThresholds;
 use crate::pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
@@ -32,7 +34,7 @@ pub struct Config {
     pub(super) slow_query: Option<Duration>,
     pub(super) metrics_addr: Option<SocketAddr>,
     pub(super) run_migrations: bool,
-    pub(super) migrations: Migrations,
+    pub(super) migrations: Option<Migrations>,
     pub(super) write_gate: bool,
     pub(super) instrumentation: bool,
     pub(super) health_thresholds: HealthThresholds,
@@ -104,14 +106,21 @@ impl Config {
         self.metrics_addr
     }
 
-    /// True when the embedded migrations run at open.
+    /// True when the application's migrations run at open (`DB_RUN_MIGRATIONS`).
     pub fn run_migrations(&self) -> bool {
         self.run_migrations
     }
 
-    /// The migrations run at open.
-    pub fn migrations(&self) -> Migrations {
+    /// The application's migrations, or `None` when it gave none.
+    pub fn migrations(&self) -> Option<Migrations> {
         self.migrations
+    }
+
+    /// This configuration with the application's migrations, for a configuration read from
+    /// the environment: `Database::open(Config::from_env()?.with_migrations(&MIGRATIONS))`.
+    pub fn with_migrations(mut self, migrations: &'static EmbeddedMigrations) -> Config {
+        self.migrations = Some(Migrations(migrations));
+        self
     }
 
     /// True when writers of this process queue on an in-process gate before `BEGIN IMMEDIATE`.

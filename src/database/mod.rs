@@ -56,9 +56,13 @@ use pool::MemoryHolder;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let url = format!("sqlite://{}/app.db", dir.path().display());
-/// let db = Database::open(Config::builder().database_url(url).build()?)?;
+/// let config = Config::builder()
+///     .database_url(url)
+///     .migrations(&litedal::example::MIGRATIONS) // the application's own, in a real one
+///     .build()?;
+/// let db = Database::open(config)?;
 /// let count: i64 = db.read(|conn| {
-///     Ok(litedal::schema::users::table.count().get_result(conn)?)
+///     Ok(litedal::example::schema::users::table.count().get_result(conn)?)
 /// })?;
 /// assert_eq!(count, 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -122,12 +122,14 @@ pub(crate) fn open_first_connection(
             )),
         )));
     }
-    if config.run_migrations() {
-        let migrations = config.migrations();
+    if let Some(migrations) = config.migrations().filter(|_| config.run_migrations()) {
         let applied = conn.immediate_transaction(|conn| {
             conn.run_pending_migrations(migrations)
                 .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
-                .map_err(|e| Error::Migration(e.to_string()))
+                .map_err(|source| Error::Migration {
+                    doing: "running the configured migrations at open",
+                    source,
+                })
         })?;
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "Database migrations applied");

@@ -134,6 +134,7 @@ pub(crate) fn build_pool(
             Error::PoolTimeout {
                 role,
                 waited: config.pool_timeout(),
+                source: Some(error),
             }
         })?;
     tracing::info!(
@@ -168,7 +169,11 @@ pub(crate) fn checkout(
     let conn = pool.get().map_err(|error| {
         let waited = started.elapsed();
         tracing::warn!(role = %role, waited_ms = waited.as_millis() as u64, %error, "Database pool checkout timed out");
-        Error::PoolTimeout { role, waited }
+        Error::PoolTimeout {
+            role,
+            waited,
+            source: Some(error),
+        }
     })?;
     if let Some((holder, me, _)) = token {
         holder.0.store(me, Relaxed);

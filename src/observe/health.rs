@@ -327,7 +327,7 @@ impl Database {
     /// the lock.
     ///
     /// ```
-    /// let test_db = litedal::testing::TestDb::new()?;
+    /// let test_db = litedal::example::test_db()?;
     /// let report = test_db.db().health();
     /// assert!(report.check("read_latency").is_some());
     /// assert_eq!(report.check("journal_mode").map(|c| c.status), Some(litedal::HealthStatus::Healthy));

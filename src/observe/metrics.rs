@@ -365,7 +365,7 @@ impl Families {
 /// ```
 /// use litedal::metrics::{DatabaseCollector, prometheus};
 ///
-/// let test_db = litedal::testing::TestDb::new()?;
+/// let test_db = litedal::example::test_db()?;
 /// let registry = prometheus::Registry::new();
 /// registry
 ///     .register(Box::new(DatabaseCollector::new(test_db.db().clone())?))
@@ -428,7 +428,7 @@ impl Database {
     /// [`Error::Metrics`] when the prometheus crate refuses to encode them (not expected).
     ///
     /// ```
-    /// let test_db = litedal::testing::TestDb::new()?;
+    /// let test_db = litedal::example::test_db()?;
     /// let text = test_db.db().render_metrics()?;
     /// assert!(text.contains("# TYPE litedal_queries_total counter"));
     /// # Ok::<(), litedal::Error>(())

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 /// ```
 /// use std::io::{Read, Write};
 ///
-/// let test_db = litedal::testing::TestDb::new()?;
+/// let test_db = litedal::example::test_db()?;
 /// let server = litedal::MetricsServer::start(test_db.db(), "127.0.0.1:0".parse().unwrap())?;
 /// let mut stream = std::net::TcpStream::connect(server.local_addr()).unwrap();
 /// stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();

@@ -64,7 +64,7 @@ impl fmt::Display for PoolName {
 /// durations in seconds (field names ending in `_seconds`).
 ///
 /// ```
-/// let test_db = litedal::testing::TestDb::new()?;
+/// let test_db = litedal::example::test_db()?;
 /// let db = test_db.db();
 /// let conn = db.read_connection()?;
 /// let stats = db.connection_stats();

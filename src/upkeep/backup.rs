@@ -107,7 +107,7 @@ impl Database {
     /// ```
     /// use litedal::Overwrite;
     ///
-    /// let db = litedal::testing::TestDb::new()?;
+    /// let db = litedal::example::test_db()?;
     /// let dir = tempfile::tempdir()?;
     /// let report = db.backup(dir.path().join("backups/main.db"), Overwrite::Refuse)?;
     /// assert!(report.pages > 0);

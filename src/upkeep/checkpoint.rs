@@ -144,6 +144,7 @@ impl Upkeep {
             Error::PoolTimeout {
                 role: Role::Write,
                 waited,
+                source: Some(error),
             }
         })?;
         // FULL, RESTART and TRUNCATE take SQLite's write lock. They queue on the write gate
@@ -386,7 +387,7 @@ impl Database {
     /// ```
     /// use litedal::CheckpointMode;
     ///
-    /// let db = litedal::testing::TestDb::new()?;
+    /// let db = litedal::example::test_db()?;
     /// let report = db.checkpoint(CheckpointMode::Truncate)?;
     /// assert!(report.is_complete());
     /// assert_eq!(report.wal_bytes_after, 0);

@@ -86,7 +86,7 @@ pub(crate) fn run_check(conn: &mut SqliteConnection, depth: CheckDepth) -> Resul
 /// use litedal::maintenance::{CheckDepth, integrity_check_file};
 /// use litedal::Overwrite;
 ///
-/// let db = litedal::testing::TestDb::new()?;
+/// let db = litedal::example::test_db()?;
 /// let dir = tempfile::tempdir()?;
 /// let copy = dir.path().join("copy.db");
 /// db.backup(&copy, Overwrite::Refuse)?;
@@ -128,7 +128,7 @@ impl Database {
     /// ```
     /// use litedal::CheckDepth;
     ///
-    /// let db = litedal::testing::TestDb::new()?;
+    /// let db = litedal::example::test_db()?;
     /// assert!(db.integrity_check(CheckDepth::Quick)?.is_empty());
     /// # Ok::<(), litedal::Error>(())
     /// ```

@@ -1,15 +1,15 @@
 //! Repositories: typed queries over the models, one file per table.
 //!
-//! Every repository function takes an [`Executor`]: either `&Database` (reads check out a
+//! Every repository function takes an [`Executor`](crate::Executor): either `&Database` (reads check out a
 //! read connection, writes run in their own immediate transaction) or a connection the
 //! caller already holds, so that several operations compose inside one
 //! [`Database::transaction`]:
 //!
 //! ```
-//! use litedal::models::{NewPost, NewUser};
-//! use litedal::repo::{Posts, Users};
+//! use litedal::example::models::{NewPost, NewUser};
+//! use litedal::example::repo::{Posts, Users};
 //!
-//! # let test_db = litedal::testing::TestDb::new()?;
+//! # let test_db = litedal::example::test_db()?;
 //! # let db = test_db.db();
 //! // A user and their first post, atomically: both rows or neither.
 //! let (user, post) = db.transaction(|conn| {
@@ -38,7 +38,3 @@ pub use users::{UserCursor, UserOrder, UserQuery, Users};
 
 #[cfg(doc)]
 use crate::database::Database;
-
-// The building blocks, where earlier versions had them.
-pub use crate::executor::Executor;
-pub use crate::paging::{Limit, Page};

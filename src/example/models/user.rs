@@ -4,11 +4,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::schema::users;
+use crate::example::schema::users;
 
-crate::typed_id::typed_id! {
+crate::typed_id! {
     /// The id of a row in `users`.
-    UserId
+    pub UserId
 }
 
 /// A row of `users`. Timestamps are UTC with millisecond precision.

@@ -3,10 +3,10 @@
 use diesel::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::example::models::{NewPost, Post, PostChanges, PostId, PostWithAuthor, User, UserId};
+use crate::example::schema::{posts, users};
 use crate::executor::Executor;
-use crate::models::{NewPost, Post, PostChanges, PostId, PostWithAuthor, User, UserId};
 use crate::paging::Limit;
-use crate::schema::{posts, users};
 
 /// Typed operations on `posts`.
 #[derive(Debug, Clone, Copy)]
@@ -32,8 +32,8 @@ impl Posts {
     /// # Errors
     ///
     /// The first failing statement's error naming its chunk; no row of the batch is kept.
-    pub fn insert_many(exec: impl Executor, rows: &[NewPost<'_>]) -> Result<usize> {
-        exec.insert_batch(posts::table, rows)
+    pub fn batch_insert(exec: impl Executor, rows: &[NewPost<'_>]) -> Result<usize> {
+        exec.batch_insert(posts::table, rows)
     }
 
     /// The post with `id`, or `None`.

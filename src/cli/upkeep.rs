@@ -4,12 +4,12 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use litedal::maintenance::restore as restore_file;
-use litedal::{CheckDepth, CheckpointMode, ConfigBuilder, Overwrite};
+use crate::upkeep::restore as restore_file;
+use crate::{CheckDepth, CheckpointMode, ConfigBuilder, Overwrite};
 
-use crate::observe::{CmdResult, Failure, open};
+use super::observe::{CmdResult, Failure, open};
 
-pub fn checkpoint(mode: &str) -> CmdResult {
+pub(super) fn checkpoint(mode: &str) -> CmdResult {
     let mode = CheckpointMode::parse(mode).ok_or_else(|| {
         Failure::new(
             format!(
@@ -31,7 +31,7 @@ pub fn checkpoint(mode: &str) -> CmdResult {
     })
 }
 
-pub fn backup(path: PathBuf, overwrite: bool) -> CmdResult {
+pub(super) fn backup(path: PathBuf, overwrite: bool) -> CmdResult {
     let db = open(false)?;
     let terminal = std::io::stderr().is_terminal();
     let mut last_tenth = 0;
@@ -72,7 +72,7 @@ pub fn backup(path: PathBuf, overwrite: bool) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn restore(backup: PathBuf) -> CmdResult {
+pub(super) fn restore(backup: PathBuf) -> CmdResult {
     // No Database is opened here: restore refuses while any connection has the target open,
     // this process's own included.
     let config = ConfigBuilder::from_env()?.metrics_addr(None).build()?;
@@ -87,7 +87,7 @@ pub fn restore(backup: PathBuf) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn check(full: bool) -> CmdResult {
+pub(super) fn check(full: bool) -> CmdResult {
     let db = open(false)?;
     let depth = if full {
         CheckDepth::Full

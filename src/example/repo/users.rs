@@ -7,10 +7,10 @@ use diesel::sqlite::Sqlite;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::example::models::{NewUser, User, UserChanges, UserId};
+use crate::example::schema::users;
 use crate::executor::Executor;
-use crate::models::{NewUser, User, UserChanges, UserId};
 use crate::paging::{Limit, Page};
-use crate::schema::users;
 use crate::timestamp::DbTimestamp;
 
 /// The boxed diesel query a [`UserQuery`] builds.
@@ -40,8 +40,8 @@ impl Users {
     /// # Errors
     ///
     /// The first failing statement's error naming its chunk; no row of the batch is kept.
-    pub fn insert_many(exec: impl Executor, rows: &[NewUser<'_>]) -> Result<usize> {
-        exec.insert_batch(users::table, rows)
+    pub fn batch_insert(exec: impl Executor, rows: &[NewUser<'_>]) -> Result<usize> {
+        exec.batch_insert(users::table, rows)
     }
 
     /// The user with `id`, or `None`.
@@ -131,8 +131,9 @@ impl Users {
     /// statement.
     ///
     /// ```
-    /// use litedal::repo::{Limit, Users};
-    /// # let test_db = litedal::testing::TestDb::new()?;
+    /// use litedal::Limit;
+    /// use litedal::example::repo::Users;
+    /// # let test_db = litedal::example::test_db()?;
     /// # let db = test_db.db();
     /// let active = Users::query().active(true).limit(Limit::new(100)?).load(db)?;
     /// assert!(active.is_empty());
@@ -376,16 +377,10 @@ impl UserQuery {
     ///
     /// As [`UserQuery::load`].
     pub fn page(self, exec: impl Executor) -> Result<Page<User, UserCursor>> {
-        let limit = self.limit.get() as usize;
-        let query = self.build(limit as i64 + 1)?;
-        let mut items: Vec<User> = exec.read(|conn| Ok(query.load(conn)?))?;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(UserCursor::after)
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let limit = self.limit;
+        let query = self.build(limit.fetch())?;
+        let rows: Vec<User> = exec.read(|conn| Ok(query.load(conn)?))?;
+        Ok(Page::from_rows(rows, limit, UserCursor::after))
     }
 }
 

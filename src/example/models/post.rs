@@ -5,11 +5,11 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::user::{User, UserId};
-use crate::schema::posts;
+use crate::example::schema::posts;
 
-crate::typed_id::typed_id! {
+crate::typed_id! {
     /// The id of a row in `posts`.
-    PostId
+    pub PostId
 }
 
 /// A row of `posts`. Deleting its user deletes the post (`ON DELETE CASCADE`).

@@ -1,9 +1,25 @@
-//! `litedal`: the operator CLI. It reads the same environment as the library (`DATABASE_URL`,
-//! `DB_*`; `litedal --help` lists them) and works on the database that names.
+//! The operator CLI (cargo feature `cli`): the `litedal` binary is [`run`]`(None)`. It reads
+//! the same environment as the library (`DATABASE_URL`, `DB_*`; `litedal --help` lists them)
+//! and works on the database that names.
+//!
+//! An application can ship the same commands in a binary of its own, with its embedded
+//! migrations, so that `migrate` needs no migrations directory on the server:
+//!
+//! ```no_run
+//! use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+//!
+//! const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+//!
+//! fn main() -> std::process::ExitCode {
+//!     litedal::cli::run(Some(&MIGRATIONS))
+//! }
+//! ```
 //!
 //! One file per group of commands: `observe.rs` has migrate, stats, health and
-//! serve-metrics; `upkeep.rs` has checkpoint, backup, restore and check.
+//! serve-metrics; `upkeep.rs` has checkpoint, backup, restore and check; `migrations.rs`
+//! finds the migrations `migrate` runs.
 
+mod migrations;
 mod observe;
 mod upkeep;
 
@@ -14,12 +30,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use diesel_migrations::EmbeddedMigrations;
 
 /// Operate a litedal SQLite database: migrations, statistics, health checks, metrics,
 /// checkpoints, backups, restores and integrity checks.
 ///
-/// Only `migrate` changes the schema: the other commands open the database with
-/// DB_RUN_MIGRATIONS=false and refuse to create a database that does not exist.
+/// Only `migrate` changes the schema: the other commands open the database without running
+/// migrations and refuse to create a database that does not exist.
 #[derive(Debug, Parser)]
 #[command(name = "litedal", version, after_help = env_help())]
 struct Cli {
@@ -29,8 +46,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the pending migrations, then list the applied ones.
-    Migrate,
+    /// Run the pending migrations, then list the applied ones. The migrations are, in this
+    /// order: the directory given with --migrations-dir, the ones built into this binary,
+    /// the `[migrations_directory] dir` of the nearest diesel.toml (searched from the current
+    /// directory upwards, as the diesel CLI does), or ./migrations.
+    Migrate {
+        /// A directory of diesel migrations (`<version>_<name>/up.sql`, `down.sql`).
+        #[arg(long)]
+        migrations_dir: Option<PathBuf>,
+    },
     /// Show pool, statement, transaction and file statistics.
     ///
     /// The counters cover this process only (the CLI's own work); an application's live
@@ -84,13 +108,13 @@ enum Command {
 
 /// The environment section of `--help`, from the library's own list.
 fn env_help() -> String {
-    let width = litedal::config::ENV_VARS
+    let width = crate::config::ENV_VARS
         .iter()
         .map(|(name, _, _)| name.len())
         .max()
         .unwrap_or(0);
     let mut help = String::from("Environment (read exactly as the library reads it):\n");
-    for (name, default, meaning) in litedal::config::ENV_VARS {
+    for (name, default, meaning) in crate::config::ENV_VARS {
         let _ = writeln!(help, "  {name:<width$}  {meaning} [default: {default}]");
     }
     let _ = writeln!(
@@ -104,21 +128,27 @@ fn env_help() -> String {
 fn init_tracing(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt()
+    // `try_init`: an application's binary may have installed its own subscriber.
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .try_init();
 }
 
-fn main() -> ExitCode {
+/// Runs the CLI on the process's arguments and environment and returns its exit code:
+/// 0 on success, 1 on an error (2 for `health` unhealthy or `check` problems, 3 for a
+/// checkpoint readers kept from finishing). `migrations` are the application's embedded
+/// migrations, which `migrate` runs when no `--migrations-dir` is given; `litedal`'s own
+/// binary passes `None`.
+pub fn run(migrations: Option<&'static EmbeddedMigrations>) -> ExitCode {
     let cli = Cli::parse();
     init_tracing(match cli.command {
         Command::ServeMetrics { .. } => "info",
         _ => "warn",
     });
     let result = match cli.command {
-        Command::Migrate => observe::migrate(),
+        Command::Migrate { migrations_dir } => observe::migrate(migrations_dir, migrations),
         Command::Stats { json } => observe::stats(json),
         Command::Health { json } => observe::health(json),
         Command::ServeMetrics { addr } => observe::serve_metrics(addr),

@@ -5,19 +5,19 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use litedal::{
+use crate::{
     ConfigBuilder, ConnectionStats, Database, Error, HealthCheck, HealthReport, Measured,
     MetricsServer, PoolStats, Threshold,
 };
 
 /// A command that failed: what to print and the exit code.
-pub struct Failure {
-    pub error: String,
-    pub exit_code: u8,
+pub(super) struct Failure {
+    pub(super) error: String,
+    pub(super) exit_code: u8,
 }
 
 impl Failure {
-    pub fn new(error: impl std::fmt::Display, exit_code: u8) -> Failure {
+    pub(super) fn new(error: impl std::fmt::Display, exit_code: u8) -> Failure {
         Failure {
             error: error.to_string(),
             exit_code,
@@ -27,17 +27,17 @@ impl Failure {
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
-        Failure::new(error, 1)
+        Failure::new(error.report(), 1)
     }
 }
 
-pub type CmdResult = Result<ExitCode, Failure>;
+pub(super) type CmdResult = Result<ExitCode, Failure>;
 
 /// Opens the database of the environment, never running migrations at open (`migrate` runs
 /// them itself, the others leave the schema alone) and without the endpoint of
 /// DB_METRICS_ADDR (serve-metrics starts its own). Everything but `migrate` refuses to
 /// create a database that does not exist.
-pub fn open(for_migrate: bool) -> Result<Database, Error> {
+pub(super) fn open(for_migrate: bool) -> Result<Database, Error> {
     let config = ConfigBuilder::from_env()?
         .metrics_addr(None)
         .run_migrations(false)
@@ -59,11 +59,15 @@ pub fn open(for_migrate: bool) -> Result<Database, Error> {
     Database::open(config)
 }
 
-pub fn migrate() -> CmdResult {
+pub(super) fn migrate(
+    dir: Option<std::path::PathBuf>,
+    embedded: Option<&'static diesel_migrations::EmbeddedMigrations>,
+) -> CmdResult {
+    let source = super::migrations::find(dir, embedded)?;
     let db = open(true)?;
-    let applied_now = db.run_pending_migrations()?;
-    let applied = db.applied_migrations()?;
-    let mut out = String::new();
+    let applied_now = db.run_pending_migrations_from(&source)?;
+    let applied = db.applied_migrations_from(&source)?;
+    let mut out = format!("migrations: {}\n", source.describe());
     if applied_now.is_empty() {
         out.push_str("no pending migrations\n");
     } else {
@@ -77,7 +81,7 @@ pub fn migrate() -> CmdResult {
     }
     out.push_str(&format!(
         "applied migrations in {} ({}):\n",
-        db.config().location().to_url(),
+        db.location().to_url(),
         applied.len()
     ));
     for name in &applied {
@@ -87,7 +91,7 @@ pub fn migrate() -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn stats(json: bool) -> CmdResult {
+pub(super) fn stats(json: bool) -> CmdResult {
     let db = open(false)?;
     let stats = db.connection_stats();
     if json {
@@ -99,7 +103,7 @@ pub fn stats(json: bool) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn health(json: bool) -> CmdResult {
+pub(super) fn health(json: bool) -> CmdResult {
     // A database that cannot be opened is unhealthy: exit code 2.
     let db = open(false).map_err(|e| Failure::new(e, 2))?;
     let report = db.health();
@@ -113,7 +117,7 @@ pub fn health(json: bool) -> CmdResult {
     Ok(ExitCode::from(code))
 }
 
-pub fn serve_metrics(addr: Option<SocketAddr>) -> CmdResult {
+pub(super) fn serve_metrics(addr: Option<SocketAddr>) -> CmdResult {
     let from_env = ConfigBuilder::from_env()?.build()?.metrics_addr();
     let Some(addr) = addr.or(from_env) else {
         return Err(Failure::new(
