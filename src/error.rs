@@ -213,6 +213,32 @@ pub enum Error {
     )]
     ConnectionHeld,
 
+    /// The closure of an async call ([`Database::transaction_async`](crate::Database) and
+    /// friends, feature `tokio`) panicked on the blocking thread; the transaction was rolled
+    /// back.
+    #[error("the database closure panicked: {message}")]
+    Panicked {
+        /// The panic's message, when it had one.
+        message: String,
+    },
+
+    /// An async call's blocking task was cancelled before it finished (the runtime is
+    /// shutting down); a transaction it had begun was rolled back.
+    #[error("the database task was cancelled (the runtime is shutting down)")]
+    Cancelled,
+
+    /// The application's connection hook
+    /// ([`ConfigBuilder::on_connect`](crate::ConfigBuilder::on_connect)) failed on a new
+    /// connection; at open, nothing was opened.
+    #[error("the connection hook failed on a new {role} connection")]
+    ConnectionHook {
+        /// The role of the connection.
+        role: Role,
+        /// What the hook returned.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The metrics endpoint could not be started (e.g. its address is taken) or the metrics
     /// could not be rendered.
     #[error("Database metrics: {0}")]

@@ -9,7 +9,7 @@ use diesel::migration::{Migration, MigrationSource};
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, FileBasedMigrations};
 
-use super::observe::Failure;
+use super::common::Failure;
 
 /// The migrations `migrate` runs, and where they came from (for its report).
 pub(super) enum Source {

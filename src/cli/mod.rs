@@ -19,6 +19,7 @@
 //! serve-metrics; `upkeep.rs` has checkpoint, backup, restore and check; `migrations.rs`
 //! finds the migrations `migrate` runs.
 
+mod common;
 mod migrations;
 mod observe;
 mod upkeep;

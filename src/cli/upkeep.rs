@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::upkeep::restore as restore_file;
 use crate::{CheckDepth, CheckpointMode, ConfigBuilder, Overwrite};
 
-use super::observe::{CmdResult, Failure, open};
+use super::common::{CmdResult, Failure, open};
 
 pub(super) fn checkpoint(mode: &str) -> CmdResult {
     let mode = CheckpointMode::parse(mode).ok_or_else(|| {

@@ -51,6 +51,15 @@ impl HealthStatus {
         }
     }
 
+    /// The HTTP status a `/health` endpoint answers with: 200, or 503 when unhealthy (a
+    /// degraded database still serves).
+    pub fn http_status(self) -> u16 {
+        match self {
+            HealthStatus::Healthy | HealthStatus::Degraded => 200,
+            HealthStatus::Unhealthy => 503,
+        }
+    }
+
     /// The exit code of `litedal health`: 0 healthy, 1 degraded, 2 unhealthy.
     pub fn exit_code(self) -> i32 {
         match self {

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::health::HealthStatus;
 use super::metrics::CONTENT_TYPE;
 use crate::database::{Database, Service, WeakDatabase};
 use crate::error::{Error, Result};
@@ -184,11 +183,7 @@ fn answer(db: &Database, request: tiny_http::Request) {
         },
         (true, "/health") => {
             let report = db.health();
-            let status = if report.status == HealthStatus::Unhealthy {
-                503
-            } else {
-                200
-            };
+            let status = report.status.http_status();
             match serde_json::to_string_pretty(&report) {
                 Ok(body) => reply(request, status, "application/json", body),
                 Err(error) => reply(request, 500, text, format!("{error}\n")),
