@@ -22,7 +22,7 @@ use litedal::Limit;
 use litedal::example::models::{NewPost, NewUser, UserChanges, UserId};
 use litedal::example::repo::{Posts, UserCursor, Users};
 use litedal::example::schema::users;
-use litedal::{Database, Error};
+use litedal::{Config, Database, Error};
 
 #[path = "../benches/support/raw_sqlite.rs"]
 mod raw_sqlite;
@@ -48,7 +48,7 @@ fn main() -> BoxResult<()> {
         Err(_) => 3,
     };
 
-    let db = Database::from_env()?;
+    let db = Database::open(Config::from_env()?.with_migrations(&litedal::example::MIGRATIONS))?;
     println!(
         "database: {} (journal_mode={}, read pool {}, write pool {})",
         db.config().location().to_url(),

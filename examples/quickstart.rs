@@ -7,8 +7,8 @@
 //! ```
 
 use diesel::prelude::*;
-use litedal::Database;
 use litedal::example::schema::users;
+use litedal::{Config, Database};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
 
-    let db = Database::from_env()?;
+    let db = Database::open(Config::from_env()?.with_migrations(&litedal::example::MIGRATIONS))?;
     println!(
         "opened {} (journal_mode={}, read pool {}, write pool {})",
         db.config().location().to_url(),

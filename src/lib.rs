@@ -6,6 +6,8 @@
 // the building blocks `executor`, `paging`, `batch`, `migrate`; the reference domain `example`
 // (feature `example-domain`).
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 pub mod batch;
 #[cfg(feature = "cli")]
 pub mod cli;

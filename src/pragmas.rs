@@ -123,7 +123,7 @@ keyword_enum! {
 pub struct Pragmas {
     /// `busy_timeout`: how long a statement waits for a lock held by another connection.
     pub busy_timeout: Duration,
-    /// `foreign_keys`: always on in litedal.
+    /// `foreign_keys` (`DB_FOREIGN_KEYS`, on by default).
     pub foreign_keys: bool,
     /// `synchronous`.
     pub synchronous: Synchronous,

@@ -4,15 +4,21 @@
 //! PRAGMAs) so that tests exercise what runs in production, unlike `:memory:`.
 //!
 //! ```
+//! use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 //! use litedal::testing::TestDb;
 //!
-//! let test_db = TestDb::new()?;
-//! let db = test_db.db(); // a litedal::Database on a fresh file with migrations applied
+//! // The application's own migrations (here the reference domain's directory).
+//! const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+//!
+//! let test_db = TestDb::with_migrations(&MIGRATIONS)?;
+//! let db = test_db.db(); // a litedal::Database on a fresh file, its migrations applied
 //! assert_eq!(db.journal_mode(), "wal");
 //! # Ok::<(), litedal::Error>(())
 //! ```
 
 use std::path::{Path, PathBuf};
+
+use diesel_migrations::EmbeddedMigrations;
 
 use crate::config::{Config, ConfigBuilder};
 use crate::database::Database;
@@ -30,13 +36,24 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// A database with the default configuration (as `Config::from_env` with no variables set).
+    /// An empty database with the default configuration (as `Config::from_env` with no
+    /// variables set) and no migrations.
     ///
     /// # Errors
     ///
     /// Any error of creating the directory or of [`Database::open`].
     pub fn new() -> Result<TestDb> {
         TestDb::with_config(|builder| builder)
+    }
+
+    /// A database with the default configuration and the application's `migrations` applied.
+    ///
+    /// # Errors
+    ///
+    /// Any error of creating the directory or of [`Database::open`] (a failing migration is
+    /// [`Error::Migration`]).
+    pub fn with_migrations(migrations: &'static EmbeddedMigrations) -> Result<TestDb> {
+        TestDb::with_config(|builder| builder.migrations(migrations))
     }
 
     /// A database whose configuration is the default adjusted by `configure`. The URL is

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use common::{http_get, parse_metrics};
+use diesel::{Connection, RunQueryDsl};
 
 /// The CLI with a clean environment: only `DATABASE_URL` and the given variables.
 fn litedal(db: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
@@ -63,6 +64,60 @@ fn migrate_runs_pending_migrations_and_lists_applied_ones() {
     assert!(again.contains("\nno pending migrations"), "{again}");
     assert!(again.contains("applied migrations in"), "{again}");
     assert!(again.contains("2026-11-29-000002_create_posts"), "{again}");
+}
+
+#[test]
+fn migrate_runs_an_applications_own_migrations_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("notes.db");
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/own_tables/migrations");
+    let out = litedal(
+        &db,
+        &[],
+        &["migrate", "--migrations-dir", migrations.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("2026-12-01-000001_create_notes"), "{text}");
+    assert!(!text.contains("create_users"), "{text}");
+    // Exactly the application's table and diesel's migrations table (SQLite's own
+    // sqlite_stat tables, from PRAGMA optimize at close, aside).
+    let conn = &mut diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    let tables: Vec<String> = diesel::sql_query(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .load::<TableName>(conn)
+    .unwrap()
+    .into_iter()
+    .map(|t| t.name)
+    .collect();
+    assert_eq!(tables, ["__diesel_schema_migrations", "notes"]);
+    let out = litedal(&db, &[], &["stats"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[derive(diesel::QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+#[test]
+fn migrate_without_migrations_says_where_it_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let out = command(&db, &[], &["migrate"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("no migrations to run"), "{err}");
+    assert!(err.contains("--migrations-dir"), "{err}");
+    assert!(!db.exists(), "nothing is created without migrations");
+    let out = litedal(&db, &[], &["migrate", "--migrations-dir", "/no/such/dir"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/no/such/dir"), "{}", stderr(&out));
 }
 
 #[test]

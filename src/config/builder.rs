@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use diesel_migrations::EmbeddedMigrations;
 
+use super::hook::ConnectionHook;
 use super::migrations::Migrations;
 use super::settings::Config;
 use super::thresholds::{HealthThresholds, Limits};
@@ -65,6 +66,8 @@ pub struct ConfigBuilder {
     pub(super) migrations: Option<Migrations>,
     pub(super) write_gate: bool,
     pub(super) instrumentation: bool,
+    pub(super) foreign_keys: bool,
+    pub(super) on_connect: Option<ConnectionHook>,
     pub(super) health_read_latency: Option<Limits<Duration>>,
     pub(super) health_write_latency: Option<Limits<Duration>>,
     pub(super) health_pool_utilization: Option<Limits<f64>>,
@@ -101,6 +104,8 @@ impl Default for ConfigBuilder {
             migrations: None,
             write_gate: true,
             instrumentation: true,
+            foreign_keys: true,
+            on_connect: None,
             health_read_latency: None,
             health_write_latency: None,
             health_pool_utilization: None,
@@ -234,6 +239,60 @@ impl ConfigBuilder {
     /// `DB_METRICS_ADDR`; default off.
     pub fn metrics_addr(mut self, addr: Option<SocketAddr>) -> Self {
         self.metrics_addr = addr;
+        self
+    }
+
+    /// `DB_FOREIGN_KEYS`: `PRAGMA foreign_keys` on every connection; default true (SQLite's
+    /// own default is off, which silently accepts rows that point nowhere).
+    pub fn foreign_keys(mut self, enabled: bool) -> Self {
+        self.foreign_keys = enabled;
+        self
+    }
+
+    /// The application's own setup of every new connection (SQL functions, collations,
+    /// extra PRAGMAs), run after litedal's PRAGMAs with the role the connection serves, and
+    /// on the connection that runs the migrations at open (as a writer) before them. A
+    /// reader's `query_only` is set after the hook, so the hook may still create temporary
+    /// tables or views.
+    ///
+    /// A hook that fails makes the open fail with [`Error::ConnectionHook`] naming the role;
+    /// statements a hook runs are not counted in the statistics.
+    ///
+    /// ```
+    /// use diesel::connection::SimpleConnection;
+    /// use litedal::Role;
+    ///
+    /// let test_db = litedal::testing::TestDb::with_config(|config| {
+    ///     config.on_connect(|conn, role| {
+    ///         // Readers may use more memory; every connection gets a collation.
+    ///         if role == Role::Read {
+    ///             conn.batch_execute("PRAGMA cache_size = -8000")?;
+    ///         }
+    ///         conn.register_collation("nocase_unicode", |a, b| {
+    ///             a.to_lowercase().cmp(&b.to_lowercase())
+    ///         })?;
+    ///         Ok(())
+    ///     })
+    /// })?;
+    /// let same: bool = test_db.db().read(|conn| {
+    ///     use diesel::prelude::*;
+    ///     #[derive(QueryableByName)]
+    ///     struct Row {
+    ///         #[diesel(sql_type = diesel::sql_types::Bool)]
+    ///         same: bool,
+    ///     }
+    ///     let row = diesel::sql_query("SELECT 'ÉTÉ' = 'été' COLLATE nocase_unicode AS same")
+    ///         .get_result::<Row>(conn)?;
+    ///     Ok(row.same)
+    /// })?;
+    /// assert!(same);
+    /// # Ok::<(), litedal::Error>(())
+    /// ```
+    pub fn on_connect<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&mut diesel::sqlite::SqliteConnection, Role) -> Result<()> + Send + Sync + 'static,
+    {
+        self.on_connect = Some(ConnectionHook(std::sync::Arc::new(hook)));
         self
     }
 
@@ -566,6 +625,8 @@ impl ConfigBuilder {
             migrations: self.migrations,
             write_gate: self.write_gate,
             instrumentation: self.instrumentation,
+            foreign_keys: self.foreign_keys,
+            on_connect: self.on_connect,
             health_thresholds,
         })
     }

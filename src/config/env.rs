@@ -118,6 +118,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "address of the /metrics and /health endpoint, e.g. 127.0.0.1:8081",
     ),
     (
+        "DB_FOREIGN_KEYS",
+        "true",
+        "PRAGMA foreign_keys on every connection",
+    ),
+    (
         "DB_RUN_MIGRATIONS",
         "true",
         "run the application's embedded migrations at open (when it gave some)",
@@ -389,6 +394,7 @@ impl ConfigBuilder {
                 })?)
             }
             "DB_RUN_MIGRATIONS" => self.run_migrations = v.boolean()?,
+            "DB_FOREIGN_KEYS" => self.foreign_keys = v.boolean()?,
             "DB_HEALTH_READ_LATENCY_MS" => {
                 self.health_read_latency = Some(
                     v.limits(0, 3_600_000, "milliseconds")?

@@ -8,16 +8,19 @@
 //! - `builder.rs`: [`ConfigBuilder`], its setters and [`ConfigBuilder::build`], which validates.
 //! - `settings.rs`: [`Config`], the validated result, and the PRAGMAs it gives each role.
 //! - `thresholds.rs`: the health thresholds configuration parses ([`HealthThresholds`]).
-//! - `migrations.rs`: the migrations run at open.
+//! - `migrations.rs`: the migrations run at open; `hook.rs`: the application's own setup of
+//!   each new connection.
 
 mod builder;
 mod env;
+mod hook;
 mod migrations;
 mod settings;
 mod thresholds;
 
 pub use builder::ConfigBuilder;
 pub use env::ENV_VARS;
+pub use hook::{ConnectHook, ConnectionHook};
 pub use migrations::Migrations;
 pub use settings::Config;
 pub use thresholds::{HealthThresholds, Limits};

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use diesel_migrations::EmbeddedMigrations;
 
+use super::hook::ConnectionHook;
 use super::migrations::Migrations;
 use super::thresholds::HealthThresholds;
 use crate::pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
@@ -37,6 +38,8 @@ pub struct Config {
     pub(super) migrations: Option<Migrations>,
     pub(super) write_gate: bool,
     pub(super) instrumentation: bool,
+    pub(super) foreign_keys: bool,
+    pub(super) on_connect: Option<ConnectionHook>,
     pub(super) health_thresholds: HealthThresholds,
 }
 
@@ -128,6 +131,11 @@ impl Config {
         self.write_gate
     }
 
+    /// The application's connection hook, if it set one.
+    pub fn on_connect(&self) -> Option<&ConnectionHook> {
+        self.on_connect.as_ref()
+    }
+
     /// True when checkouts and statements are counted and timed (the default).
     pub fn instrumentation(&self) -> bool {
         self.instrumentation
@@ -146,7 +154,7 @@ impl Config {
         };
         Pragmas {
             busy_timeout: self.busy_timeout,
-            foreign_keys: true,
+            foreign_keys: self.foreign_keys,
             synchronous: self.synchronous,
             cache_size_kib,
             temp_store: self.temp_store,

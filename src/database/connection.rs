@@ -9,16 +9,18 @@
 
 use std::sync::Arc;
 
-use diesel::connection::{Connection, Instrumentation, InstrumentationEvent};
+use diesel::connection::{Connection, Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::r2d2::CustomizeConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
+use parking_lot::Mutex;
 
 use super::gate::WriteContext;
 use super::observer::ObserverFactory;
 use super::raw::RawHandle;
+use crate::config::ConnectionHook;
 use crate::error::Error;
-use crate::pragmas::PragmaCustomizer;
+use crate::pragmas::{PragmaCustomizer, Pragmas, Role};
 
 /// Why SQLite rolled back a write transaction on its own: the failed statement's error, kept
 /// so that it can be returned again (to later operations and to the caller).
@@ -168,6 +170,11 @@ impl Instrumentation for ConnectionState {
 /// count only the application's statements).
 pub(crate) struct ConnectionCustomizer {
     pub(crate) pragmas: PragmaCustomizer,
+    /// The application's own setup, run after the PRAGMAs.
+    pub(crate) hook: Option<ConnectionHook>,
+    /// The first error of `hook`, kept so that a pool that cannot be filled reports it
+    /// instead of a bare timeout.
+    pub(crate) hook_error: Arc<Mutex<Option<Error>>>,
     pub(crate) writes: Arc<WriteContext>,
     pub(crate) observer: Option<ObserverFactory>,
 }
@@ -191,7 +198,20 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionCu
                 Box::new(message),
             ))
         })?;
-        self.pragmas.on_acquire(conn)?;
+        match &self.hook {
+            None => self.pragmas.on_acquire(conn)?,
+            Some(hook) => {
+                if let Err(error) = setup_with_hook(conn, &self.pragmas.pragmas, role, hook) {
+                    tracing::error!(role = %role, error = %error.report(), "Database connection setup failed");
+                    let message = error.report().to_string();
+                    self.hook_error.lock().get_or_insert(error);
+                    return Err(diesel::r2d2::Error::QueryError(DieselError::DatabaseError(
+                        DatabaseErrorKind::Unknown,
+                        Box::new(message),
+                    )));
+                }
+            }
+        }
         conn.set_instrumentation(ConnectionState {
             raw,
             writes: Arc::clone(&self.writes),
@@ -201,4 +221,33 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionCu
         });
         Ok(())
     }
+}
+
+/// litedal's PRAGMAs, then the application's hook, then `query_only` for a reader: the hook
+/// may set up what needs a write (a temporary table or view), and a reader is still read-only
+/// for the application.
+///
+/// # Errors
+///
+/// A PRAGMA's error, or [`Error::ConnectionHook`] with what the hook returned.
+pub(crate) fn setup_with_hook(
+    conn: &mut SqliteConnection,
+    pragmas: &Pragmas,
+    role: Role,
+    hook: &ConnectionHook,
+) -> Result<(), Error> {
+    Pragmas {
+        query_only: false,
+        ..pragmas.clone()
+    }
+    .apply(conn)?;
+    hook.run(conn, role)
+        .map_err(|source| Error::ConnectionHook {
+            role,
+            source: Box::new(source),
+        })?;
+    if pragmas.query_only {
+        conn.batch_execute("PRAGMA query_only = ON")?;
+    }
+    Ok(())
 }

@@ -358,6 +358,9 @@ impl Database {
     where
         F: FnOnce(&mut SqliteConnection) -> Result<T>,
     {
+        // Every statement of the transaction (the slow-query and busy events among them)
+        // is logged inside this span.
+        let _span = tracing::debug_span!("db.transaction", role = "write").entered();
         let _writing = WritingGuard::enter(self.id())?;
         let mut conn = self.checkout(Role::Write)?;
         transaction::write_transaction(&mut conn, &self.inner.writes, f).map_err(|e| self.locate(e))
@@ -373,6 +376,7 @@ impl Database {
     where
         F: FnOnce(&mut SqliteConnection) -> Result<T>,
     {
+        let _span = tracing::debug_span!("db.read", role = "read").entered();
         self.read_inner(f).map_err(|e| self.locate(e))
     }
 

@@ -13,6 +13,7 @@ use diesel::sql_types::Text;
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::MigrationHarness;
 
+use super::connection::setup_with_hook;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pragmas::Role;
@@ -121,6 +122,15 @@ pub(crate) fn open_first_connection(
                 "PRAGMA journal_mode={wanted} was not applied: SQLite answered {mode:?}"
             )),
         )));
+    }
+    if let Some(hook) = config.on_connect() {
+        // Migrations may use what the hook sets up (a SQL function, a collation).
+        setup_with_hook(&mut conn, &config.pragmas(Role::Write), Role::Write, hook)?;
+        if config.separate_read_write() {
+            // A reader's setup fails here, at once, rather than after the pool timeout.
+            let mut reader = SqliteConnection::establish(uri)?;
+            setup_with_hook(&mut reader, &config.pragmas(Role::Read), Role::Read, hook)?;
+        }
     }
     if let Some(migrations) = config.migrations().filter(|_| config.run_migrations()) {
         let applied = conn.immediate_transaction(|conn| {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use diesel::r2d2::ConnectionManager;
 use diesel::sqlite::SqliteConnection;
+use parking_lot::Mutex;
 use r2d2::event::{AcquireEvent, CheckinEvent, CheckoutEvent, ReleaseEvent, TimeoutEvent};
 
 use super::connection::ConnectionCustomizer;
@@ -105,6 +106,7 @@ pub(crate) fn build_pool(
         None => (None, None),
     };
     let instrumented = statements.is_some();
+    let hook_error = Arc::new(Mutex::new(None));
     let pool = diesel::r2d2::Pool::builder()
         .event_handler(Box::new(PoolEvents {
             holder,
@@ -115,6 +117,8 @@ pub(crate) fn build_pool(
                 role,
                 pragmas: config.pragmas(role),
             },
+            hook: config.on_connect().cloned(),
+            hook_error: Arc::clone(&hook_error),
             writes: Arc::clone(writes),
             observer: statements,
         }))
@@ -130,6 +134,9 @@ pub(crate) fn build_pool(
         .error_handler(Box::new(TracingErrorHandler { role }))
         .build(manager)
         .map_err(|error| {
+            if let Some(error) = hook_error.lock().take() {
+                return error;
+            }
             tracing::error!(role = %role, %error, "Database pool could not be filled");
             Error::PoolTimeout {
                 role,
@@ -165,6 +172,13 @@ pub(crate) fn checkout(
     if let Some((_, _, true)) = token {
         return Err(Error::ConnectionHeld);
     }
+    // A span per checkout, so that a slow wait for a connection shows where it happened.
+    let span = tracing::debug_span!(
+        "db.checkout",
+        role = role.as_str(),
+        wait_us = tracing::field::Empty
+    );
+    let _entered = span.enter();
     let started = Instant::now();
     let conn = pool.get().map_err(|error| {
         let waited = started.elapsed();
@@ -175,6 +189,7 @@ pub(crate) fn checkout(
             source: Some(error),
         }
     })?;
+    span.record("wait_us", started.elapsed().as_micros() as u64);
     if let Some((holder, me, _)) = token {
         holder.0.store(me, Relaxed);
     }
