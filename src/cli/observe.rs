@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::common::{CmdResult, Failure, open};
 use crate::{
-    ConfigBuilder, ConnectionStats, Database, HealthCheck, HealthReport, Measured, MetricsServer,
-    PoolStats, Threshold,
+    ConfigBuilder, ConnectionStats, Database, HealthCheck, HealthReport, HealthThresholds,
+    Measured, MetricsServer, PoolStats, Threshold,
 };
 
 pub(super) fn migrate(
@@ -56,14 +56,26 @@ pub(super) fn stats(json: bool) -> CmdResult {
 }
 
 pub(super) fn health(json: bool) -> CmdResult {
-    // A database that cannot be opened is unhealthy: exit code 2.
-    let db = open(false).map_err(|e| Failure::new(e, 2))?;
-    let report = db.health();
+    // A database that cannot be opened is an unhealthy report (exit code 2), in the same
+    // shape as any other: a monitor parsing the JSON always gets one.
+    let (db, report) = match open(false) {
+        Ok(db) => {
+            let report = db.health();
+            (Some(db), report)
+        }
+        Err(error) => {
+            let thresholds = ConfigBuilder::from_env()
+                .and_then(ConfigBuilder::build)
+                .map(|config| config.health_thresholds().clone())
+                .unwrap_or_else(|_| HealthThresholds::defaults(64 << 20, Duration::from_secs(30)));
+            (None, HealthReport::unavailable(&error, &thresholds))
+        }
+    };
     if json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| Failure::new(e, 2))?;
         println!("{text}");
     } else {
-        print!("{}", health_table(&db, &report));
+        print!("{}", health_table(db.as_ref(), &report));
     }
     let code = u8::try_from(report.status.exit_code()).unwrap_or(2);
     Ok(ExitCode::from(code))
@@ -293,10 +305,17 @@ fn threshold_text(check: &HealthCheck) -> String {
     }
 }
 
-fn health_table(db: &Database, report: &HealthReport) -> String {
+fn health_table(db: Option<&Database>, report: &HealthReport) -> String {
+    let name = db.map_or_else(
+        || {
+            std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| "the database of DATABASE_URL".to_owned())
+        },
+        |db| db.location().to_url(),
+    );
     let mut out = format!(
         "litedal health of {}: {} (checked {})\n\n",
-        db.config().location().to_url(),
+        name,
         report.status,
         report.checked_at.format("%Y-%m-%dT%H:%M:%SZ")
     );

@@ -36,7 +36,9 @@ use parking_lot::{Mutex, RwLock};
 pub(crate) use observer::{Observer, PoolObserver, Service};
 pub use pool::PooledConnection;
 pub(crate) use pool::SqlitePool;
-pub(crate) use transaction::{WritingGuard, aborted, is_polling_write_lock, write_on};
+pub(crate) use transaction::{
+    WritingGuard, aborted, is_polling_write_lock, trying_write_lock, write_on,
+};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -140,6 +142,7 @@ impl Database {
             )?;
         }
         let location = open::resolve(config.location())?;
+        open::check_writable(&location, config.enable_wal())?;
         let uri = location.sqlite_uri();
         let path = location.path().map(Path::to_path_buf);
         let opened = open::open_first_connection(&config, &uri);

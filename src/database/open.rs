@@ -4,17 +4,20 @@
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
+use diesel::sqlite::Sqlite;
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::MigrationHarness;
 
 use super::connection::setup_with_hook;
-use crate::config::Config;
+use super::transaction::immediate;
+use crate::config::{Config, Migrations};
 use crate::error::{Error, Result};
 use crate::pragmas::Role;
 use crate::url::DatabaseLocation;
@@ -133,46 +136,119 @@ pub(crate) fn open_first_connection(
         }
     }
     if let Some(migrations) = config.migrations().filter(|_| config.run_migrations()) {
-        let applied = conn.immediate_transaction(|conn| {
-            conn.run_pending_migrations(migrations)
-                .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
-                .map_err(|source| Error::Migration {
-                    doing: "running the configured migrations at open",
-                    source,
-                })
-        })?;
-        if !applied.is_empty() {
-            tracing::info!(migrations = ?applied, "Database migrations applied");
+        // Checked with a read first: an open with nothing to migrate never waits for the
+        // write lock (another process may hold it for long). When something is pending, the
+        // lock is taken the way every write takes it, and the check is repeated under it (a
+        // process that opened at the same moment may have migrated meanwhile).
+        if has_pending_migrations(&mut conn, migrations)? {
+            let applied = immediate(&mut conn, config.busy_timeout(), |conn| {
+                conn.run_pending_migrations(migrations)
+                    .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
+                    .map_err(|source| Error::Migration {
+                        doing: "running the configured migrations at open",
+                        source,
+                    })
+            })?;
+            if !applied.is_empty() {
+                tracing::info!(migrations = ?applied, "Database migrations applied");
+            }
         }
     }
-    check_writable(&mut conn)?;
     // Dry run of the role PRAGMAs; the writer's last so the connection stays writable.
     config.pragmas(Role::Read).apply(&mut conn)?;
     config.pragmas(Role::Write).apply(&mut conn)?;
     Ok((conn, mode))
 }
 
-#[derive(QueryableByName)]
-struct UserVersion {
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    user_version: i32,
+/// Fails with [`Error::ReadOnly`] when the database could only be read: an immutable or
+/// read-only file, a read-only mount, a URI with `mode=ro` or `immutable=1`, or (in WAL mode,
+/// when they do not exist yet) a directory where the `-wal` and `-shm` files cannot be
+/// created. Better at open than at the first write.
+///
+/// Asked of the kernel with `access(2)`, which needs no lock on the database (another process
+/// may hold its write lock for long) and opens no descriptor of it (closing one would drop
+/// this process's SQLite locks on the file).
+pub(crate) fn check_writable(location: &DatabaseLocation, wal: bool) -> Result<()> {
+    let DatabaseLocation::File { path, params } = location else {
+        return Ok(());
+    };
+    let read_only_param = params.as_deref().is_some_and(|query| {
+        query
+            .split('&')
+            .any(|kv| kv == "mode=ro" || kv == "immutable=1")
+    });
+    let refuse = |what: &Path, why: String| Error::ReadOnly {
+        message: format!("{} is not writable: {why}", what.display()),
+    };
+    if read_only_param {
+        return Err(refuse(
+            path,
+            "the URI opens it read-only (mode=ro or immutable=1)".to_owned(),
+        ));
+    }
+    rustix::fs::access(path, rustix::fs::Access::WRITE_OK)
+        .map_err(|errno| refuse(path, std::io::Error::from(errno).to_string()))?;
+    let sibling = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    if wal && !(sibling("-wal").exists() && sibling("-shm").exists()) {
+        if let Some(dir) = path.parent() {
+            rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).map_err(|errno| {
+                refuse(
+                    dir,
+                    format!(
+                        "the -wal and -shm files of WAL mode cannot be created beside the \
+                         database: {}",
+                        std::io::Error::from(errno)
+                    ),
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
-/// Fails with [`Error::ReadOnly`] when SQLite could open the database only for reading (an
-/// immutable or read-only file, `mode=ro`): better at open than at the first write.
-/// `BEGIN IMMEDIATE` alone succeeds on such a file in WAL mode, so this rewrites the header's
-/// `user_version` with its own value inside a transaction that is rolled back: nothing is
-/// written.
-fn check_writable(conn: &mut SqliteConnection) -> Result<()> {
-    let version = diesel::sql_query("PRAGMA user_version")
-        .get_result::<UserVersion>(conn)?
-        .user_version;
-    conn.batch_execute("BEGIN IMMEDIATE")?;
-    let probe = conn.batch_execute(&format!("PRAGMA user_version = {version}"));
-    let rollback = conn.batch_execute("ROLLBACK");
-    probe?;
-    rollback?;
-    Ok(())
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Version {
+    #[diesel(sql_type = Text)]
+    version: String,
+}
+
+/// True when `migrations` has one that the database has not applied; reads only (diesel's own
+/// check creates its table first, which needs the write lock).
+fn has_pending_migrations(conn: &mut SqliteConnection, migrations: Migrations) -> Result<bool> {
+    let known =
+        MigrationSource::<Sqlite>::migrations(&migrations).map_err(|source| Error::Migration {
+            doing: "reading the configured migrations",
+            source,
+        })?;
+    if known.is_empty() {
+        return Ok(false);
+    }
+    let table = diesel::sql_query(
+        "SELECT count(*) AS n FROM sqlite_schema \
+         WHERE type = 'table' AND name = '__diesel_schema_migrations'",
+    )
+    .get_result::<Count>(conn)?;
+    if table.n == 0 {
+        return Ok(true);
+    }
+    let applied: Vec<String> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+        .load::<Version>(conn)?
+        .into_iter()
+        .map(|v| v.version)
+        .collect();
+    Ok(known
+        .iter()
+        .any(|m| !applied.contains(&m.name().version().to_string())))
 }
 
 /// Sets the journal mode. Retries while another connection holds the lock it needs, for up to

@@ -60,6 +60,15 @@ pub(crate) fn is_polling_write_lock() -> bool {
     POLLING_WRITE_LOCK.with(Cell::get)
 }
 
+/// Runs `f`, an attempt that may find the write lock taken and give up at once (not a busy
+/// error worth counting or logging), with this thread marked as polling for the lock.
+pub(crate) fn trying_write_lock<T>(f: impl FnOnce() -> T) -> T {
+    POLLING_WRITE_LOCK.with(|flag| flag.set(true));
+    let out = f();
+    POLLING_WRITE_LOCK.with(|flag| flag.set(false));
+    out
+}
+
 /// Marks this thread as inside a write transaction of one database, for as long as it lives.
 pub(crate) struct WritingGuard(usize);
 
@@ -130,6 +139,16 @@ pub(crate) fn write_on<T>(
             run_immediate(conn, busy_timeout, None, f)
         }
     }
+}
+
+/// `f` in an immediate transaction on a connection outside the pools (the one that runs the
+/// migrations at open): the lock is taken by polling, as every write takes it.
+pub(crate) fn immediate<T>(
+    conn: &mut SqliteConnection,
+    busy_timeout: Duration,
+    f: impl FnOnce(&mut SqliteConnection) -> Result<T>,
+) -> Result<T> {
+    run_immediate(conn, busy_timeout, None, f)
 }
 
 /// The error every operation gets once SQLite rolled back the connection's write
@@ -337,10 +356,7 @@ pub(crate) fn begin_immediate(conn: &mut SqliteConnection, busy_timeout: Duratio
         let result = if last {
             attempt()
         } else {
-            POLLING_WRITE_LOCK.with(|flag| flag.set(true));
-            let result = attempt();
-            POLLING_WRITE_LOCK.with(|flag| flag.set(false));
-            result
+            trying_write_lock(attempt)
         };
         match result {
             Err(Error::Busy) if !last => {

@@ -216,6 +216,48 @@ impl HealthReport {
         }
     }
 
+    /// The report for a database that could not be opened (missing, not a database,
+    /// no permission, a bad configuration): the same checks a running database reports
+    /// (reads, writes, pool, WAL and journal mode), each unhealthy, naming the problem. So a
+    /// monitor that parses the report always gets one.
+    pub fn unavailable(error: &Error, thresholds: &HealthThresholds) -> HealthReport {
+        let detail = format!("the database could not be opened: {}", error.report());
+        let limits = |name, unit, limits: Limits<f64>| HealthCheck {
+            name,
+            status: HealthStatus::Unhealthy,
+            value: None,
+            unit,
+            threshold: Threshold::Limits(limits),
+            detail: detail.clone(),
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let wal = thresholds.wal_size.map(|&bytes| bytes as f64);
+        HealthReport::from_checks(vec![
+            limits(
+                "read_latency",
+                "seconds",
+                seconds_limits(&thresholds.read_latency),
+            ),
+            limits(
+                "write_latency",
+                "seconds",
+                seconds_limits(&thresholds.write_latency),
+            ),
+            limits("pool_utilization", "percent", thresholds.pool_utilization),
+            limits("wal_size", "bytes", wal),
+            HealthCheck {
+                name: "journal_mode",
+                status: HealthStatus::Unhealthy,
+                value: None,
+                unit: "",
+                threshold: Threshold::Expected {
+                    expected: "wal".to_owned(),
+                },
+                detail: detail.clone(),
+            },
+        ])
+    }
+
     /// The check called `name`, if the report has one.
     pub fn check(&self, name: &str) -> Option<&HealthCheck> {
         self.checks.iter().find(|c| c.name == name)
@@ -365,6 +407,18 @@ impl Database {
                 write_limits,
                 "empty immediate transaction on the write pool, gate and checkout included",
             ),
+            Err(Error::Busy) => HealthCheck {
+                name: "write_latency",
+                status: HealthStatus::Unhealthy,
+                value: None,
+                unit: "seconds",
+                threshold: Threshold::Limits(write_limits),
+                detail: format!(
+                    "the write lock is held by another connection or process: not acquired \
+                     within the busy timeout ({} ms); reads still work",
+                    self.config().busy_timeout().as_millis()
+                ),
+            },
             Err(error) => HealthCheck::failed(
                 "write_latency",
                 "seconds",

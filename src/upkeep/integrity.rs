@@ -9,7 +9,7 @@ use diesel::sql_types::Text;
 use diesel::sqlite::SqliteConnection;
 
 use super::files::open_existing;
-use crate::database::{Database, SqlitePool};
+use crate::database::{Database, SqlitePool, trying_write_lock};
 use crate::error::{Error, Result};
 
 /// `PRAGMA optimize` mask used by [`Database::optimize`] and at close: `0x02` runs ANALYZE
@@ -112,9 +112,16 @@ pub(crate) fn optimize_on_close(pool: &SqlitePool) {
         tracing::debug!("Database optimize at close skipped: no idle write connection");
         return;
     };
-    match conn.batch_execute(OPTIMIZE).map_err(Error::from) {
+    // Never wait for the write lock at close: another process holding it would delay every
+    // exit (a CLI command's, say) by the busy timeout. The connection is closing anyway.
+    let optimized = trying_write_lock(|| {
+        conn.batch_execute("PRAGMA busy_timeout = 0")
+            .and_then(|()| conn.batch_execute(OPTIMIZE))
+    })
+    .map_err(Error::from);
+    match optimized {
         Ok(()) => tracing::debug!("Database optimized at close"),
-        Err(error @ Error::ReadOnly { .. }) => {
+        Err(error @ (Error::ReadOnly { .. } | Error::Busy)) => {
             tracing::debug!(%error, "Database optimize at close skipped")
         }
         Err(error) => tracing::warn!(%error, "Database optimize at close failed"),
