@@ -58,8 +58,8 @@ pub use executor::Executor;
 pub use observe::MetricsServer;
 pub use observe::health::{HealthCheck, HealthReport, HealthStatus, Measured, Threshold};
 pub use observe::stats::{
-    ConnectionStats, FileStats, PoolName, PoolStats, QueryStats, TransactionCounts,
-    TransactionStats,
+    CacheStats, ConnectionStats, FileStats, MemoryStats, PoolName, PoolStats, QueryStats,
+    TransactionCounts, TransactionStats,
 };
 pub use paging::{Limit, Page};
 pub use pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};

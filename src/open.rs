@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::database::Database;
 use crate::error::Result;
-use crate::observe::{Metrics, Monitor};
+use crate::observe::{LastHealth, Metrics, Monitor};
 
 impl Database {
     /// Opens (creating if needed) the database that `config` describes, and starts what runs
@@ -44,6 +44,7 @@ impl Database {
         let db = Database::open_core(config, Arc::clone(&metrics) as _)?;
         db.add_extension(metrics);
         db.add_extension(Arc::new(Monitor::default()));
+        db.add_extension(Arc::new(LastHealth::default()));
         crate::upkeep::start(&db)?;
         #[cfg(feature = "metrics-server")]
         if let Some(addr) = db.config().metrics_addr() {

@@ -243,23 +243,36 @@ fn errors_keep_their_source_and_do_not_repeat_it() {
 
 #[test]
 fn a_transactions_statements_are_logged_inside_its_span() {
-    let captured = common::Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(move || sink.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    // In a child process of its own, with a process-wide subscriber: tracing caches per
+    // call site whether anyone listens, and the other tests of this binary, running in
+    // parallel without a subscriber, would race with a thread-local one.
+    if std::env::var_os("LITEDAL_CHILD_SPANS").is_some() {
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(std::io::stdout)
+            .init();
         // Every statement is "slow", so each one is logged at WARN with its span.
         let db = litedal::example::test_db_with(|b| b.slow_query(Duration::from_nanos(1))).unwrap();
         db.transaction(|conn| Ok(conn.batch_execute("SELECT 'inside the transaction'")?))
             .unwrap();
         db.read(|conn| Ok(conn.batch_execute("SELECT 'inside the read'")?))
             .unwrap();
-    });
-    let text = captured.text();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_transactions_statements_are_logged_inside_its_span",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("LITEDAL_CHILD_SPANS", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
     let line_of = |needle: &str| {
         text.lines()
             .find(|l| l.contains(needle) && l.contains("slow query"))

@@ -190,11 +190,12 @@ fn health_exit_codes_follow_the_status() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["status"], "unhealthy");
 
-    // No database at all is unhealthy too, and nothing is created.
+    // No database at all is an unhealthy report too (saying how to create it), and nothing
+    // is created.
     let missing = db.with_file_name("missing.db");
     let out = litedal(&missing, &CALM, &["health"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("litedal migrate"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("litedal migrate"), "{}", stdout(&out));
     assert!(!missing.exists());
 }
 

@@ -509,3 +509,144 @@ fn checkpoint_age_is_checked_while_the_checkpointer_runs() {
     );
     assert_eq!(report.status, HealthStatus::Degraded);
 }
+
+/// Point reads of `n` users by id on the read pool (one statement each).
+fn point_reads(db: &litedal::Database, n: i64) {
+    use litedal::example::models::UserId;
+    use litedal::example::repo::Users;
+    for i in 0..n {
+        Users::find(db, UserId(1 + i % 500)).unwrap();
+    }
+}
+
+fn populate(db: &litedal::Database, n: usize) {
+    use litedal::example::models::NewUser;
+    use litedal::example::repo::Users;
+    let emails: Vec<String> = (0..n).map(|i| format!("p{i}@x.example")).collect();
+    let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("p", e)).collect();
+    Users::batch_insert(db, &rows).unwrap();
+}
+
+#[test]
+fn page_cache_counters_and_sqlite_memory_are_reported() {
+    // Without mmap every page read goes through the page cache: a warm cache hits.
+    // Pages are read from the database file (not the WAL, which is never memory-mapped):
+    // a TRUNCATE checkpoint after the inserts moves them there.
+    let db = litedal::example::test_db_with(|b| b.mmap_size(0).read_pool_size(2)).unwrap();
+    populate(db.db(), 2000);
+    db.checkpoint(litedal::CheckpointMode::Truncate).unwrap();
+    point_reads(db.db(), 4000);
+    let stats = db.connection_stats();
+    let read = &stats.pool_for(Role::Read).cache;
+    eprintln!("mmap off: {read:?}");
+    assert!(read.hits > read.misses, "{read:?}");
+    assert!(read.hit_ratio.unwrap() > 0.5, "{read:?}");
+    assert!(read.used_bytes > 0, "{read:?}");
+    let write = &stats.pool_for(Role::Write).cache;
+    assert!(write.writes > 0, "the batch wrote pages: {write:?}");
+    assert_eq!(stats.total.cache.hits, read.hits + write.hits);
+    assert!(stats.memory.used_bytes > 0);
+    assert!(stats.memory.high_water_bytes >= stats.memory.used_bytes);
+
+    // With mmap, pages read through the map bypass the page cache.
+    let mapped =
+        litedal::example::test_db_with(|b| b.mmap_size(1 << 26).read_pool_size(2)).unwrap();
+    populate(mapped.db(), 2000);
+    mapped
+        .checkpoint(litedal::CheckpointMode::Truncate)
+        .unwrap();
+    point_reads(mapped.db(), 4000);
+    let read_mapped = mapped.connection_stats().pool_for(Role::Read).cache;
+    eprintln!("mmap 64 MiB: {read_mapped:?}");
+    assert!(
+        read_mapped.hits < read.hits,
+        "mapped pages are not cache hits: {read_mapped:?} against {read:?}"
+    );
+}
+
+#[test]
+fn statement_durations_form_a_cumulative_histogram() {
+    let db = litedal::example::test_db().unwrap();
+    populate(db.db(), 100);
+    point_reads(db.db(), 300);
+    let stats = db.connection_stats();
+    let q = &stats.pool_for(Role::Read).queries;
+    assert_eq!(
+        q.duration_buckets.len(),
+        litedal::stats::DURATION_BUCKETS.len()
+    );
+    assert!(q.duration_buckets.windows(2).all(|w| w[0] <= w[1]), "{q:?}");
+    assert!(*q.duration_buckets.last().unwrap() <= q.queries, "{q:?}");
+    assert!(q.queries >= 300, "{q:?}");
+}
+
+/// promtool on PATH, or why not; CI installs it, so there a missing one is a failure.
+fn promtool() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is not installed (apt-get install prometheus); CI must run this check"
+        );
+        eprintln!("SKIPPED: promtool is not installed (apt-get install prometheus)");
+    }
+    found
+}
+
+#[test]
+fn a_scrape_with_every_metric_passes_promtool() {
+    use litedal::CheckpointMode;
+    let db = litedal::example::test_db().unwrap();
+    populate(db.db(), 200);
+    point_reads(db.db(), 200);
+    db.checkpoint(CheckpointMode::Passive).unwrap();
+    db.checkpoint(CheckpointMode::Truncate).unwrap();
+    db.health();
+    let text = db.render_metrics().unwrap();
+    for name in [
+        "litedal_query_duration_seconds_bucket{pool=\"read\",le=\"0.000025\"}",
+        "litedal_query_duration_seconds_count{pool=\"read\"}",
+        "litedal_cache_hits_total{pool=\"read\"}",
+        "litedal_cache_hit_ratio{pool=\"read\"}",
+        "litedal_sqlite_memory_used_bytes",
+        "litedal_checkpoints_total{mode=\"PASSIVE\",outcome=\"complete\"} 1",
+        "litedal_checkpoints_total{mode=\"TRUNCATE\",outcome=\"complete\"} 1",
+        "litedal_checkpoint_last_duration_seconds",
+        "litedal_checkpoint_last_success_age_seconds",
+        "litedal_health_status{check=\"read_latency\"} 0",
+    ] {
+        assert!(text.contains(name), "no {name} in:\n{text}");
+    }
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{report}\n{text}"
+    );
+    assert!(report.trim().is_empty(), "promtool warnings:\n{report}");
+}

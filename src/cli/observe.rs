@@ -221,6 +221,38 @@ fn stats_tables(db: &Database, stats: &ConnectionStats) -> String {
         &rows,
     ));
     out.push('\n');
+    let rows: Vec<Vec<String>> = pools
+        .iter()
+        .map(|p| {
+            let c = &p.cache;
+            vec![
+                p.pool.to_string(),
+                c.hits.to_string(),
+                c.misses.to_string(),
+                c.hit_ratio
+                    .map_or_else(|| "-".to_owned(), |r| format!("{:.1}", r * 100.0)),
+                c.writes.to_string(),
+                c.spills.to_string(),
+                c.used_bytes.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "page cache",
+            "hits",
+            "misses",
+            "hit %",
+            "writes",
+            "spills",
+            "bytes used",
+        ],
+        &rows,
+    ));
+    out.push_str(&format!(
+        "SQLite memory in this process: {} bytes (high-water mark {} bytes)\n\n",
+        stats.memory.used_bytes, stats.memory.high_water_bytes
+    ));
     let t = &stats.transactions;
     out.push_str(&table(
         &["transactions", "committed", "rolled back"],

@@ -16,8 +16,8 @@ use diesel::sqlite::SqliteConnection;
 use parking_lot::Mutex;
 
 use super::gate::WriteContext;
-use super::observer::ObserverFactory;
-use super::raw::RawHandle;
+use super::observer::{CACHE_SAMPLE_EVERY, CacheCounters, ObserverFactory};
+use super::raw::{CacheSample, RawHandle};
 use crate::config::ConnectionHook;
 use crate::error::Error;
 use crate::pragmas::{PragmaCustomizer, Pragmas, Role};
@@ -76,6 +76,12 @@ impl AbortCause {
 /// litedal's per-connection state, installed as the connection's instrumentation.
 pub(crate) struct ConnectionState {
     raw: RawHandle,
+    /// The pool's page-cache counters, when the pool is observed.
+    cache: Option<Arc<CacheCounters>>,
+    /// The page-cache figures the counters last saw from this connection.
+    cache_seen: CacheSample,
+    /// Statements run, to sample the page cache every `CACHE_SAMPLE_EVERY` of them.
+    statements: u32,
     writes: Arc<WriteContext>,
     observer: Option<Box<dyn Instrumentation>>,
     /// A litedal write transaction is open on this connection.
@@ -114,11 +120,14 @@ impl ConnectionState {
         self.raw.arm();
     }
 
-    /// The write transaction is about to end (litedal's own ROLLBACK, or it was lost).
+    /// The write transaction ended (committed) or is about to end (litedal's own ROLLBACK,
+    /// or it was lost). A transaction writes its pages at the commit: the page-cache counters
+    /// are sampled here too, not only every few dozen statements.
     pub(crate) fn end_write(&mut self) {
         self.in_write = false;
         self.abort = None;
         self.raw.disarm();
+        self.sample_cache();
     }
 
     /// Lets litedal's COMMIT, which comes next, through the commit hook.
@@ -145,8 +154,33 @@ impl ConnectionState {
     }
 }
 
+impl ConnectionState {
+    /// Adds the page-cache counters' changes since the last sample to the pool's.
+    fn sample_cache(&mut self) {
+        if let Some(cache) = &self.cache {
+            self.cache_seen = cache.advance(self.cache_seen, self.raw.cache_sample());
+        }
+    }
+}
+
+impl Drop for ConnectionState {
+    fn drop(&mut self) {
+        // The connection's page cache is gone (the handle is already closed: nothing here
+        // touches it).
+        if let Some(cache) = &self.cache {
+            cache.forget_used(self.cache_seen.used_bytes);
+        }
+    }
+}
+
 impl Instrumentation for ConnectionState {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery { .. } = &event {
+            self.statements = self.statements.wrapping_add(1);
+            if self.statements % CACHE_SAMPLE_EVERY == 0 {
+                self.sample_cache();
+            }
+        }
         match &event {
             // The first failed statement during which SQLite rolled back litedal's open write
             // transaction is the cause: its error is what the caller must see. (diesel reports
@@ -177,6 +211,7 @@ pub(crate) struct ConnectionCustomizer {
     pub(crate) hook_error: Arc<Mutex<Option<Error>>>,
     pub(crate) writes: Arc<WriteContext>,
     pub(crate) observer: Option<ObserverFactory>,
+    pub(crate) cache: Option<Arc<CacheCounters>>,
 }
 
 impl std::fmt::Debug for ConnectionCustomizer {
@@ -212,13 +247,19 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionCu
                 }
             }
         }
-        conn.set_instrumentation(ConnectionState {
+        let mut state = ConnectionState {
             raw,
+            cache: self.cache.clone(),
+            cache_seen: CacheSample::default(),
+            statements: 0,
             writes: Arc::clone(&self.writes),
             observer: self.observer.as_ref().map(|make| make()),
             in_write: false,
             abort: None,
-        });
+        };
+        // Counted from here: what litedal's own setup read is not the application's.
+        state.sample_cache();
+        conn.set_instrumentation(state);
         Ok(())
     }
 }

@@ -33,9 +33,10 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use parking_lot::{Mutex, RwLock};
 
-pub(crate) use observer::{Observer, PoolObserver, Service};
+pub(crate) use observer::{CacheCounters, Observer, PoolObserver, Service};
 pub use pool::PooledConnection;
 pub(crate) use pool::SqlitePool;
+pub(crate) use raw::memory_used;
 pub(crate) use transaction::{
     WritingGuard, aborted, is_polling_write_lock, trying_write_lock, write_on,
 };

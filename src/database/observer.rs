@@ -3,8 +3,11 @@
 //! implement it), and a [`Service`] is a background task the core stops when it closes (the
 //! checkpointer, the metrics endpoint).
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use diesel::connection::Instrumentation;
 
+use super::raw::CacheSample;
 use crate::pragmas::Role;
 
 /// Makes the statistics collector of one pool for a new connection (`None`: no statistics).
@@ -14,6 +17,8 @@ pub(crate) type ObserverFactory = Box<dyn Fn() -> Box<dyn Instrumentation> + Sen
 pub(crate) struct PoolObserver {
     pub(crate) events: Box<dyn r2d2::HandleEvent>,
     pub(crate) statements: ObserverFactory,
+    /// Where the pool's connections add their page-cache counters.
+    pub(crate) cache: std::sync::Arc<CacheCounters>,
 }
 
 /// What watches a database's pools, statements and transactions.
@@ -26,6 +31,52 @@ pub(crate) trait Observer: Send + Sync + 'static {
     /// rolled back. (A transaction that never began, because the pool timed out or the lock
     /// stayed busy, is not reported.)
     fn transaction_ended(&self, role: Role, committed: bool);
+}
+
+/// The page-cache counters of one pool, added up over its connections. Each connection adds
+/// what changed since it last looked, every [`CACHE_SAMPLE_EVERY`] statements, so the figures
+/// lag by at most that many statements per connection.
+#[derive(Debug, Default)]
+pub(crate) struct CacheCounters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) writes: AtomicU64,
+    pub(crate) spills: AtomicU64,
+    /// Bytes the pool's page caches use, as last sampled.
+    pub(crate) used_bytes: AtomicU64,
+}
+
+/// How often (in statements) a connection samples its page-cache counters: reading them
+/// costs five `sqlite3_db_status` calls, a few percent of a point read if done every time.
+pub(crate) const CACHE_SAMPLE_EVERY: u32 = 32;
+
+impl CacheCounters {
+    /// Adds what changed from `seen` to `now` and returns `now` as the new `seen`.
+    pub(crate) fn advance(&self, seen: CacheSample, now: CacheSample) -> CacheSample {
+        let add = |counter: &AtomicU64, before: u64, after: u64| {
+            if after > before {
+                counter.fetch_add(after - before, Relaxed);
+            }
+        };
+        add(&self.hits, seen.hits, now.hits);
+        add(&self.misses, seen.misses, now.misses);
+        add(&self.writes, seen.writes, now.writes);
+        add(&self.spills, seen.spills, now.spills);
+        if now.used_bytes >= seen.used_bytes {
+            self.used_bytes
+                .fetch_add(now.used_bytes - seen.used_bytes, Relaxed);
+        } else {
+            self.forget_used(seen.used_bytes - now.used_bytes);
+        }
+        now
+    }
+
+    /// A connection's page cache, or part of it, is gone.
+    pub(crate) fn forget_used(&self, bytes: u64) {
+        let _ = self
+            .used_bytes
+            .fetch_update(Relaxed, Relaxed, |used| Some(used.saturating_sub(bytes)));
+    }
 }
 
 /// A background service started beside a database.

@@ -101,9 +101,9 @@ pub(crate) fn build_pool(
     observer: Option<PoolObserver>,
 ) -> Result<SqlitePool> {
     let manager = ConnectionManager::<SqliteConnection>::new(uri);
-    let (events, statements) = match observer {
-        Some(o) => (Some(o.events), Some(o.statements)),
-        None => (None, None),
+    let (events, statements, cache) = match observer {
+        Some(o) => (Some(o.events), Some(o.statements), Some(o.cache)),
+        None => (None, None, None),
     };
     let instrumented = statements.is_some();
     let hook_error = Arc::new(Mutex::new(None));
@@ -121,6 +121,7 @@ pub(crate) fn build_pool(
             hook_error: Arc::clone(&hook_error),
             writes: Arc::clone(writes),
             observer: statements,
+            cache,
         }))
         .max_size(size)
         // All connections are opened up front so a checkout never waits for an open.

@@ -142,6 +142,39 @@ unsafe extern "C" fn destroy_flags(arg: *mut c_void) {
     }
 }
 
+/// One connection's page-cache figures, as `sqlite3_db_status` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CacheSample {
+    /// Pages found in the page cache (cumulative).
+    pub(crate) hits: u64,
+    /// Pages read from the file because they were not in the cache (cumulative).
+    pub(crate) misses: u64,
+    /// Pages written to the file (cumulative).
+    pub(crate) writes: u64,
+    /// Dirty pages written in the middle of a transaction because the cache was full
+    /// (cumulative).
+    pub(crate) spills: u64,
+    /// Bytes the page cache uses now.
+    pub(crate) used_bytes: u64,
+}
+
+/// SQLite's memory in use in this process, and its high-water mark, in bytes
+/// (`sqlite3_status64(SQLITE_STATUS_MEMORY_USED)`).
+pub(crate) fn memory_used() -> (u64, u64) {
+    let (mut current, mut high) = (0i64, 0i64);
+    // SAFETY: plain out pointers to locals; resetFlag 0 changes nothing.
+    let rc = unsafe {
+        ffi::sqlite3_status64(ffi::SQLITE_STATUS_MEMORY_USED, &mut current, &mut high, 0)
+    };
+    if rc != ffi::SQLITE_OK {
+        return (0, 0);
+    }
+    (
+        u64::try_from(current).unwrap_or(0),
+        u64::try_from(high).unwrap_or(0),
+    )
+}
+
 /// Name of litedal's client data on each connection.
 const CLIENT_DATA: &CStr = c"litedal.commit_hook";
 
@@ -238,6 +271,30 @@ impl RawHandle {
         self.flags.armed.store(false, Relaxed);
         self.flags.committing.store(false, Relaxed);
         self.flags.lost.store(false, Relaxed);
+    }
+
+    /// The connection's page-cache counters (cumulative since it opened) and the memory its
+    /// page cache uses now.
+    pub(crate) fn cache_sample(&self) -> CacheSample {
+        let status = |op: c_int| -> u64 {
+            let (mut current, mut high) = (0, 0);
+            // SAFETY: the handle is open while `self` is reachable (module docs); the out
+            // pointers are valid locals; resetFlag 0 changes nothing.
+            let rc =
+                unsafe { ffi::sqlite3_db_status(self.db.as_ptr(), op, &mut current, &mut high, 0) };
+            if rc == ffi::SQLITE_OK {
+                u64::try_from(current).unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        CacheSample {
+            hits: status(ffi::SQLITE_DBSTATUS_CACHE_HIT),
+            misses: status(ffi::SQLITE_DBSTATUS_CACHE_MISS),
+            writes: status(ffi::SQLITE_DBSTATUS_CACHE_WRITE),
+            spills: status(ffi::SQLITE_DBSTATUS_CACHE_SPILL),
+            used_bytes: status(ffi::SQLITE_DBSTATUS_CACHE_USED),
+        }
     }
 
     /// True when SQLite rolled back the armed transaction.

@@ -24,10 +24,12 @@ use parking_lot::Mutex;
 use r2d2::event::{AcquireEvent, CheckinEvent, CheckoutEvent, ReleaseEvent, TimeoutEvent};
 
 use super::stats::{
-    ConnectionStats, FileStats, PoolName, PoolStats, QueryStats, TransactionCounts,
-    TransactionStats, percent, total,
+    CacheStats, ConnectionStats, DURATION_BUCKETS, FileStats, MemoryStats, PoolName, PoolStats,
+    QueryStats, TransactionCounts, TransactionStats, percent, total,
 };
-use crate::database::{Database, Observer, PoolObserver, is_polling_write_lock};
+use crate::database::{
+    CacheCounters, Database, Observer, PoolObserver, is_polling_write_lock, memory_used,
+};
 use crate::error::{Result, is_busy_error};
 use crate::pragmas::Role;
 
@@ -65,7 +67,31 @@ struct Shard {
     slow: AtomicU64,
     duration_ns: AtomicU64,
     duration_max_ns: AtomicU64,
+    /// Statements per duration bucket (not cumulative; the snapshot adds them up).
+    duration_buckets: [AtomicU64; DURATION_BUCKETS.len()],
 }
+
+/// [`DURATION_BUCKETS`] in nanoseconds, for the hot path.
+const BUCKET_NS: [u64; DURATION_BUCKETS.len()] = [
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
 
 /// This thread's slice, assigned round-robin when the thread first counts something.
 fn shard_index() -> usize {
@@ -81,6 +107,8 @@ fn shard_index() -> usize {
 pub(crate) struct PoolMetrics {
     name: PoolName,
     shards: Box<[Shard; SHARDS]>,
+    /// The page caches of the pool's connections (the connections add to them).
+    cache: Arc<CacheCounters>,
     // Rare events, not worth a slice each.
     checkout_timeouts: AtomicU64,
     opened: AtomicU64,
@@ -92,6 +120,7 @@ impl PoolMetrics {
         PoolMetrics {
             name,
             shards: Box::default(),
+            cache: Arc::new(CacheCounters::default()),
             checkout_timeouts: AtomicU64::new(0),
             opened: AtomicU64::new(0),
             closed: AtomicU64::new(0),
@@ -111,6 +140,10 @@ impl PoolMetrics {
         q.queries.fetch_add(1, Relaxed);
         q.duration_ns.fetch_add(ns, Relaxed);
         record_max(&q.duration_max_ns, ns);
+        // Beyond the last bound, only the total count (the +Inf bucket) has it.
+        if let Some(bucket) = BUCKET_NS.iter().position(|&bound| ns <= bound) {
+            q.duration_buckets[bucket].fetch_add(1, Relaxed);
+        }
         match error {
             None => false,
             Some(error) => {
@@ -166,8 +199,31 @@ impl PoolMetrics {
                 slow_queries: sum(|s| &s.slow),
                 duration_total: Duration::from_nanos(sum(|s| &s.duration_ns)),
                 duration_max: Duration::from_nanos(max(|s| &s.duration_max_ns)),
+                duration_buckets: self.cumulative_buckets(),
             },
+            cache: CacheStats::new(
+                self.cache.hits.load(Relaxed),
+                self.cache.misses.load(Relaxed),
+                self.cache.writes.load(Relaxed),
+                self.cache.spills.load(Relaxed),
+                self.cache.used_bytes.load(Relaxed),
+            ),
         }
+    }
+
+    /// The duration histogram, cumulative over the buckets, all slices added up.
+    fn cumulative_buckets(&self) -> Vec<u64> {
+        let mut running = 0u64;
+        (0..DURATION_BUCKETS.len())
+            .map(|i| {
+                running += self
+                    .shards
+                    .iter()
+                    .map(|s| s.duration_buckets[i].load(Relaxed))
+                    .fold(0, u64::wrapping_add);
+                running
+            })
+            .collect()
     }
 }
 
@@ -243,6 +299,7 @@ impl Observer for Metrics {
         let pool = Arc::clone(self.pool_metrics(role));
         let slow_query = self.slow_query;
         Some(PoolObserver {
+            cache: Arc::clone(&pool.cache),
             events: Box::new(PoolEventHandler(Arc::clone(&pool))),
             statements: Box::new(move || {
                 Box::new(QueryInstrumentation {
@@ -526,6 +583,13 @@ impl Database {
                 write: metrics.write_transactions.snapshot(),
             },
             files: self.file_stats(),
+            memory: {
+                let (used_bytes, high_water_bytes) = memory_used();
+                MemoryStats {
+                    used_bytes,
+                    high_water_bytes,
+                }
+            },
         }
     }
 }

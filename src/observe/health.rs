@@ -288,6 +288,10 @@ fn seconds_limits(limits: &Limits<Duration>) -> Limits<f64> {
     limits.map(Duration::as_secs_f64)
 }
 
+/// The last health report of a database, kept for the metrics.
+#[derive(Debug, Default)]
+pub(crate) struct LastHealth(parking_lot::Mutex<Option<HealthReport>>);
+
 /// The busiest pool's utilization, with every pool in the detail.
 fn pool_utilization_check(stats: &ConnectionStats, limits: Limits<f64>) -> HealthCheck {
     let busiest = stats
@@ -385,6 +389,21 @@ impl Database {
     /// # Ok::<(), litedal::Error>(())
     /// ```
     pub fn health(&self) -> HealthReport {
+        let report = self.run_health_checks();
+        if let Some(last) = self.extension::<LastHealth>() {
+            *last.0.lock() = Some(report.clone());
+        }
+        report
+    }
+
+    /// The report of the last [`Database::health`] call, if there was one (the metrics show
+    /// its checks as `litedal_health_status`).
+    pub fn last_health(&self) -> Option<HealthReport> {
+        self.extension::<LastHealth>()
+            .and_then(|last| last.0.lock().clone())
+    }
+
+    fn run_health_checks(&self) -> HealthReport {
         let thresholds = self.config().health_thresholds();
 
         // Measured first, so that the probes' own checkouts are not counted.

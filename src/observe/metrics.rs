@@ -28,6 +28,17 @@
 //! | `litedal_slow_queries_total` | counter | pool |
 //! | `litedal_query_duration_seconds_total` | counter | pool |
 //! | `litedal_query_duration_max_seconds` | gauge | pool |
+//! | `litedal_query_duration_seconds` | histogram (25 us to 10 s) | pool |
+//! | `litedal_cache_hits_total`, `litedal_cache_misses_total` | counter | pool |
+//! | `litedal_cache_writes_total`, `litedal_cache_spills_total` | counter | pool |
+//! | `litedal_cache_used_bytes` | gauge | pool |
+//! | `litedal_cache_hit_ratio` | gauge (0 to 1; absent before any lookup) | pool |
+//! | `litedal_sqlite_memory_used_bytes`, `litedal_sqlite_memory_high_water_bytes` | gauge | |
+//! | `litedal_checkpoints_total` | counter | mode, outcome (`complete`, `partial`, `busy`, `failed`) |
+//! | `litedal_checkpoint_frames_total` | counter | |
+//! | `litedal_checkpoint_last_duration_seconds` | gauge (after the first checkpoint) | |
+//! | `litedal_checkpoint_last_success_age_seconds` | gauge (after the first success) | |
+//! | `litedal_health_status` | gauge: 0 healthy, 1 degraded, 2 unhealthy, from the last [`Database::health`] (absent before the first) | check |
 //! | `litedal_transactions_total` | counter | role (`read`, `write`), outcome (`committed`, `rolled_back`) |
 //! | `litedal_database_size_bytes` | gauge | |
 //! | `litedal_wal_size_bytes` | gauge | |
@@ -37,15 +48,19 @@
 //! | `litedal_instrumentation_enabled` | gauge | |
 //! | `litedal_info` | gauge (always 1) | journal_mode, version |
 //!
-//! File metrics are left out for an in-memory database.
+//! File metrics are left out for an in-memory database. The page-cache figures are sampled by
+//! each connection every few dozen statements, so they lag slightly; see
+//! [`CacheStats`](crate::CacheStats) for what they mean with `mmap_size` above 0.
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
-use prometheus::{CounterVec, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use prometheus::proto::{Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{
+    CounterVec, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+};
 
 pub use prometheus;
 
-use super::stats::{ConnectionStats, PoolStats, TransactionCounts};
+use super::stats::{ConnectionStats, DURATION_BUCKETS, PoolStats, TransactionCounts};
 use crate::database::Database;
 use crate::error::{Error, Result};
 
@@ -90,6 +105,19 @@ struct Families {
     freelist_count: IntGauge,
     instrumented: IntGauge,
     info: IntGaugeVec,
+    cache_hits: IntCounterVec,
+    cache_misses: IntCounterVec,
+    cache_writes: IntCounterVec,
+    cache_spills: IntCounterVec,
+    cache_used: IntGaugeVec,
+    cache_hit_ratio: GaugeVec,
+    memory_used: IntGauge,
+    memory_high_water: IntGauge,
+    checkpoints: IntCounterVec,
+    checkpoint_frames: IntCounter,
+    checkpoint_last_duration: Gauge,
+    checkpoint_success_age: Gauge,
+    health_status: IntGaugeVec,
 }
 
 const POOL: &[&str] = &["pool"];
@@ -210,10 +238,68 @@ impl Families {
                 ),
                 &["journal_mode", "version"],
             )?,
+            cache_hits: int_counter(
+                "litedal_cache_hits_total",
+                "Pages found in the page cache (pages read through mmap are not counted).",
+            )?,
+            cache_misses: int_counter(
+                "litedal_cache_misses_total",
+                "Pages read from the file because they were not in the page cache.",
+            )?,
+            cache_writes: int_counter(
+                "litedal_cache_writes_total",
+                "Pages written to the database or WAL file.",
+            )?,
+            cache_spills: int_counter(
+                "litedal_cache_spills_total",
+                "Dirty pages written before the commit because a transaction outgrew the cache.",
+            )?,
+            cache_used: int_gauge(
+                "litedal_cache_used_bytes",
+                "Memory the pool's page caches use now.",
+            )?,
+            cache_hit_ratio: gauge(
+                "litedal_cache_hit_ratio",
+                "Page-cache hits over hits and misses since the database opened (0 to 1).",
+            )?,
+            memory_used: IntGauge::new(
+                "litedal_sqlite_memory_used_bytes",
+                "Memory SQLite has allocated in this process now.",
+            )?,
+            memory_high_water: IntGauge::new(
+                "litedal_sqlite_memory_high_water_bytes",
+                "The most memory SQLite had allocated at once in this process.",
+            )?,
+            checkpoints: IntCounterVec::new(
+                opts(
+                    "litedal_checkpoints_total",
+                    "WAL checkpoints (on demand and in the background), by mode and outcome.",
+                ),
+                &["mode", "outcome"],
+            )?,
+            checkpoint_frames: IntCounter::new(
+                "litedal_checkpoint_frames_total",
+                "WAL frames copied into the database file, as SQLite reported them.",
+            )?,
+            checkpoint_last_duration: Gauge::new(
+                "litedal_checkpoint_last_duration_seconds",
+                "How long the last checkpoint took.",
+            )?,
+            checkpoint_success_age: Gauge::new(
+                "litedal_checkpoint_last_success_age_seconds",
+                "Time since the last checkpoint that was not blocked by readers or writers.",
+            )?,
+            health_status: IntGaugeVec::new(
+                opts(
+                    "litedal_health_status",
+                    "Each health check's status at the last health check: 0 healthy, 1 degraded, 2 unhealthy.",
+                ),
+                &["check"],
+            )?,
         })
     }
 
-    fn pool_collectors(&self) -> [&dyn Collector; 19] {
+    fn pool_collectors(&self) -> [&dyn Collector; 24] {
         [
             &self.pool_max,
             &self.pool_open,
@@ -234,11 +320,34 @@ impl Families {
             &self.slow_queries,
             &self.query_duration,
             &self.query_duration_max,
+            &self.cache_hits,
+            &self.cache_misses,
+            &self.cache_writes,
+            &self.cache_spills,
+            &self.cache_used,
         ]
     }
 
-    fn other_collectors(&self) -> [&dyn Collector; 3] {
-        [&self.transactions, &self.instrumented, &self.info]
+    fn other_collectors(&self) -> [&dyn Collector; 6] {
+        [
+            &self.transactions,
+            &self.instrumented,
+            &self.info,
+            &self.memory_used,
+            &self.memory_high_water,
+            &self.checkpoints,
+        ]
+    }
+
+    /// Families present only when there is something to report.
+    fn optional_collectors(&self) -> [&dyn Collector; 5] {
+        [
+            &self.cache_hit_ratio,
+            &self.checkpoint_frames,
+            &self.checkpoint_last_duration,
+            &self.checkpoint_success_age,
+            &self.health_status,
+        ]
     }
 
     fn file_collectors(&self) -> [&dyn Collector; 5] {
@@ -255,6 +364,7 @@ impl Families {
         self.pool_collectors()
             .into_iter()
             .chain(self.other_collectors())
+            .chain(self.optional_collectors())
             .chain(self.file_collectors())
             .flat_map(Collector::desc)
             .collect()
@@ -308,6 +418,17 @@ impl Families {
         self.query_duration_max
             .with_label_values(l)
             .set(q.duration_max.as_secs_f64());
+        let c = &p.cache;
+        self.cache_hits.with_label_values(l).inc_by(c.hits);
+        self.cache_misses.with_label_values(l).inc_by(c.misses);
+        self.cache_writes.with_label_values(l).inc_by(c.writes);
+        self.cache_spills.with_label_values(l).inc_by(c.spills);
+        self.cache_used
+            .with_label_values(l)
+            .set(clamp_i64(c.used_bytes));
+        if let Some(ratio) = c.hit_ratio {
+            self.cache_hit_ratio.with_label_values(l).set(ratio);
+        }
     }
 
     fn set_transactions(&self, role: &str, counts: TransactionCounts) {
@@ -321,10 +442,45 @@ impl Families {
 
     /// Sets every value from `stats` and returns the families, without file metrics for an
     /// in-memory database and without page figures that could not be read.
-    fn collect(&self, stats: &ConnectionStats, journal_mode: &str) -> Vec<MetricFamily> {
+    fn collect(&self, db: &Database, stats: &ConnectionStats) -> Vec<MetricFamily> {
         for pool in &stats.pools {
             self.set_pool(pool);
         }
+        self.memory_used.set(clamp_i64(stats.memory.used_bytes));
+        self.memory_high_water
+            .set(clamp_i64(stats.memory.high_water_bytes));
+        let checkpoints = db.checkpoint_stats();
+        for (mode, outcome, n) in &checkpoints.runs {
+            self.checkpoints
+                .with_label_values(&[mode.as_sql(), outcome.as_str()])
+                .inc_by(*n);
+        }
+        let mut optional: Vec<&dyn Collector> = Vec::new();
+        if stats.pools.iter().any(|p| p.cache.hit_ratio.is_some()) {
+            optional.push(&self.cache_hit_ratio);
+        }
+        if let Some(last) = checkpoints.last_duration {
+            self.checkpoint_frames
+                .inc_by(checkpoints.frames_checkpointed);
+            self.checkpoint_last_duration.set(last.as_secs_f64());
+            optional.extend([
+                &self.checkpoint_frames as &dyn Collector,
+                &self.checkpoint_last_duration,
+            ]);
+        }
+        if let Some(age) = checkpoints.since_last_success {
+            self.checkpoint_success_age.set(age.as_secs_f64());
+            optional.push(&self.checkpoint_success_age);
+        }
+        if let Some(report) = db.last_health() {
+            for check in &report.checks {
+                self.health_status
+                    .with_label_values(&[check.name])
+                    .set(i64::from(check.status.exit_code()));
+            }
+            optional.push(&self.health_status);
+        }
+        let journal_mode = db.journal_mode();
         self.set_transactions("read", stats.transactions.read);
         self.set_transactions("write", stats.transactions.write);
         self.instrumented.set(i64::from(stats.instrumented));
@@ -335,6 +491,7 @@ impl Families {
             .pool_collectors()
             .into_iter()
             .chain(self.other_collectors())
+            .chain(optional)
             .collect();
         if let Some(files) = &stats.files {
             self.database_size.set(clamp_i64(files.database_bytes));
@@ -351,11 +508,53 @@ impl Families {
                 }
             }
         }
-        collectors
+        let mut families: Vec<MetricFamily> = collectors
             .into_iter()
             .flat_map(Collector::collect)
-            .collect()
+            .collect();
+        families.push(duration_histogram(&stats.pools));
+        families
     }
+}
+
+/// `litedal_query_duration_seconds`, built from the counted buckets (the prometheus crate's
+/// own histograms only count values observed through them).
+fn duration_histogram(pools: &[PoolStats]) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name("litedal_query_duration_seconds".to_owned());
+    family.set_help(
+        "How long SQL statements took, from prepare to the last row read, BEGIN and COMMIT included."
+            .to_owned(),
+    );
+    family.set_field_type(MetricType::HISTOGRAM);
+    let metrics = pools
+        .iter()
+        .map(|p| {
+            let mut label = LabelPair::default();
+            label.set_name("pool".to_owned());
+            label.set_value(p.pool.as_str().to_owned());
+            let buckets = DURATION_BUCKETS
+                .iter()
+                .zip(&p.queries.duration_buckets)
+                .map(|(&bound, &count)| {
+                    let mut bucket = Bucket::default();
+                    bucket.set_upper_bound(bound);
+                    bucket.set_cumulative_count(count);
+                    bucket
+                })
+                .collect();
+            let mut histogram = Histogram::default();
+            histogram.set_bucket(buckets);
+            histogram.set_sample_count(p.queries.queries);
+            histogram.set_sample_sum(p.queries.duration_total.as_secs_f64());
+            let mut metric = Metric::default();
+            metric.set_label(vec![label]);
+            metric.set_histogram(histogram);
+            metric
+        })
+        .collect();
+    family.set_metric(metrics);
+    family
 }
 
 /// A Prometheus [`Collector`] of one database's statistics, for applications that already
@@ -410,7 +609,7 @@ impl Collector for DatabaseCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         match Families::new() {
-            Ok(families) => families.collect(&self.db.connection_stats(), self.db.journal_mode()),
+            Ok(families) => families.collect(&self.db, &self.db.connection_stats()),
             Err(error) => {
                 tracing::error!(%error, "Database metrics could not be collected");
                 Vec::new()

@@ -17,6 +17,7 @@ mod server;
 pub mod stats;
 
 pub(crate) use collectors::{Metrics, Monitor};
+pub(crate) use health::LastHealth;
 #[cfg(feature = "metrics-server")]
 pub use server::MetricsServer;
 #[cfg(feature = "metrics-server")]

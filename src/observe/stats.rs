@@ -88,6 +88,8 @@ pub struct ConnectionStats {
     pub transactions: TransactionStats,
     /// Database and WAL files; `None` for an in-memory database.
     pub files: Option<FileStats>,
+    /// SQLite's memory in this process.
+    pub memory: MemoryStats,
 }
 
 impl ConnectionStats {
@@ -139,6 +141,8 @@ pub struct PoolStats {
     pub held_max: Duration,
     /// Statements run on this pool's connections.
     pub queries: QueryStats,
+    /// The page caches of this pool's connections.
+    pub cache: CacheStats,
 }
 
 /// Statements run on the connections of one pool, as diesel's instrumentation reports them.
@@ -161,6 +165,66 @@ pub struct QueryStats {
     /// The slowest statement.
     #[serde(rename = "duration_max_seconds", serialize_with = "seconds")]
     pub duration_max: Duration,
+    /// How long statements took: for each bound of [`DURATION_BUCKETS`] (in seconds), the
+    /// statements that took at most that long (cumulative, as Prometheus histograms count).
+    pub duration_buckets: Vec<u64>,
+}
+
+/// The upper bounds, in seconds, of the statement-duration histogram: from 25 us (a point
+/// read from the page cache) to 10 s.
+pub const DURATION_BUCKETS: [f64; 18] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The page caches of one pool's connections, added up (`sqlite3_db_status`).
+///
+/// A page read through the memory map (`mmap_size` above 0, litedal's default 256 MiB) does not
+/// go through the page cache: it is neither a hit nor a miss. With mmap on, `misses` counts
+/// the pages read with `read(2)` (beyond the map, or written pages read back), and a low hit
+/// count with few misses is the healthy picture.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Pages found in the page cache.
+    pub hits: u64,
+    /// Pages that were not in the cache and were read from the file.
+    pub misses: u64,
+    /// Pages written to the file.
+    pub writes: u64,
+    /// Dirty pages written before the commit because a transaction outgrew the cache.
+    pub spills: u64,
+    /// Bytes the page caches use now.
+    pub used_bytes: u64,
+    /// `hits / (hits + misses)`, or `None` before any page was looked up.
+    pub hit_ratio: Option<f64>,
+}
+
+impl CacheStats {
+    pub(crate) fn new(hits: u64, misses: u64, writes: u64, spills: u64, used_bytes: u64) -> Self {
+        let lookups = hits.saturating_add(misses);
+        #[allow(clippy::cast_precision_loss)]
+        let hit_ratio = (lookups > 0).then(|| hits as f64 / lookups as f64);
+        CacheStats {
+            hits,
+            misses,
+            writes,
+            spills,
+            used_bytes,
+            hit_ratio,
+        }
+    }
+}
+
+/// SQLite's memory in this process (all databases and connections): what "memory usage with
+/// more connections" looks like from inside.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MemoryStats {
+    /// Bytes SQLite has allocated now.
+    pub used_bytes: u64,
+    /// The most it had allocated at once since the process started.
+    pub high_water_bytes: u64,
 }
 
 /// Transactions by kind.
@@ -238,7 +302,22 @@ pub(crate) fn total(pools: &[PoolStats]) -> PoolStats {
         connections_closed: sum_u64(|p| p.connections_closed),
         held_total: sum_d(|p| p.held_total),
         held_max: max_d(|p| p.held_max),
+        cache: CacheStats::new(
+            sum_u64(|p| p.cache.hits),
+            sum_u64(|p| p.cache.misses),
+            sum_u64(|p| p.cache.writes),
+            sum_u64(|p| p.cache.spills),
+            sum_u64(|p| p.cache.used_bytes),
+        ),
         queries: QueryStats {
+            duration_buckets: (0..DURATION_BUCKETS.len())
+                .map(|i| {
+                    pools
+                        .iter()
+                        .map(|p| p.queries.duration_buckets.get(i).copied().unwrap_or(0))
+                        .sum()
+                })
+                .collect(),
             queries: sum_u64(|p| p.queries.queries),
             errors: sum_u64(|p| p.queries.errors),
             busy_errors: sum_u64(|p| p.queries.busy_errors),

@@ -93,6 +93,86 @@ struct CheckpointRow {
     checkpointed: i64,
 }
 
+/// How a checkpoint ended, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CheckpointOutcome {
+    /// Every frame of the WAL is in the database file.
+    Complete,
+    /// Readers held older snapshots: some frames are still only in the WAL.
+    Partial,
+    /// It waited the whole (bounded) timeout for readers or writers and gave up, or another
+    /// connection was checkpointing.
+    Busy,
+    /// It failed with an error (no connection, the gate, an I/O error).
+    Failed,
+}
+
+impl CheckpointOutcome {
+    /// `"complete"`, `"partial"`, `"busy"` or `"failed"`: the `outcome` label of the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointOutcome::Complete => "complete",
+            CheckpointOutcome::Partial => "partial",
+            CheckpointOutcome::Busy => "busy",
+            CheckpointOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// Every checkpoint of a database since it opened, on demand and in the background
+/// ([`Database::checkpoint_stats`]).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct CheckpointStats {
+    /// How many checkpoints ran, by mode and outcome (only the pairs that happened).
+    pub runs: Vec<(CheckpointMode, CheckpointOutcome, u64)>,
+    /// WAL frames copied into the database file, as SQLite reported them. A RESTART or
+    /// TRUNCATE that reset the WAL reports no frame count, so its frames are not in here.
+    pub frames_checkpointed: u64,
+    /// How long the last checkpoint took.
+    #[serde(serialize_with = "optional_seconds")]
+    pub last_duration: Option<Duration>,
+    /// Time since the last checkpoint that was not busy; `None` before the first.
+    #[serde(serialize_with = "optional_seconds")]
+    pub since_last_success: Option<Duration>,
+}
+
+fn optional_seconds<S: serde::Serializer>(
+    value: &Option<Duration>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match value {
+        Some(d) => serializer.serialize_some(&d.as_secs_f64()),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// The counters behind [`CheckpointStats`].
+#[derive(Debug, Default)]
+struct CheckpointCounts {
+    runs: std::collections::BTreeMap<(CheckpointMode, CheckpointOutcome), u64>,
+    frames: u64,
+    last_duration: Option<Duration>,
+}
+
+impl CheckpointCounts {
+    fn record(&mut self, mode: CheckpointMode, result: &Result<CheckpointReport>) {
+        let outcome = match result {
+            Ok(report) if report.busy => CheckpointOutcome::Busy,
+            Ok(report) if report.is_complete() => CheckpointOutcome::Complete,
+            Ok(_) => CheckpointOutcome::Partial,
+            Err(_) => CheckpointOutcome::Failed,
+        };
+        *self.runs.entry((mode, outcome)).or_default() += 1;
+        if let Ok(report) = result {
+            self.frames += report.checkpointed_frames.unwrap_or(0);
+            self.last_duration = Some(report.duration);
+        }
+    }
+}
+
 /// What every checkpoint of one database shares with the checkpointer thread: the write pool
 /// and gate, the WAL's path and the last successful checkpoint. The thread holds an
 /// `Arc<Upkeep>`, never the database itself, so dropping the last `Database` clone is what
@@ -103,6 +183,8 @@ pub(crate) struct Upkeep {
     wal_path: Option<PathBuf>,
     busy_timeout: Duration,
     last: Mutex<Option<CheckpointReport>>,
+    /// Every checkpoint's outcome, for the metrics.
+    counts: Mutex<CheckpointCounts>,
     /// When the background checkpointer started, if it runs.
     checkpointer_started: OnceLock<Instant>,
 }
@@ -116,6 +198,7 @@ impl Upkeep {
             wal_path: db.wal_path(),
             busy_timeout: db.config().busy_timeout(),
             last: Mutex::new(None),
+            counts: Mutex::new(CheckpointCounts::default()),
             checkpointer_started: OnceLock::new(),
         }
     }
@@ -128,8 +211,19 @@ impl Upkeep {
             .map_or(0, |m| m.len())
     }
 
-    /// Runs one checkpoint; records it as the last successful one unless SQLite was busy.
+    /// Runs one checkpoint and counts it in the statistics.
     fn checkpoint(
+        &self,
+        mode: CheckpointMode,
+        checkout_timeout: Duration,
+    ) -> Result<CheckpointReport> {
+        let result = self.checkpoint_once(mode, checkout_timeout);
+        self.counts.lock().record(mode, &result);
+        result
+    }
+
+    /// Runs one checkpoint; records it as the last successful one unless SQLite was busy.
+    fn checkpoint_once(
         &self,
         mode: CheckpointMode,
         checkout_timeout: Duration,
@@ -423,6 +517,35 @@ impl Database {
     /// checkpoints on commit (`wal_autocheckpoint`) are not seen here.
     pub fn last_checkpoint(&self) -> Option<CheckpointReport> {
         self.upkeep().last()
+    }
+
+    /// Every checkpoint since the database opened (on demand and by the background
+    /// checkpointer), for the metrics: counts by mode and outcome, frames checkpointed, the
+    /// last one's duration, and the time since the last one that was not busy.
+    ///
+    /// ```
+    /// use litedal::{CheckpointMode, upkeep::CheckpointOutcome};
+    ///
+    /// let db = litedal::example::test_db()?;
+    /// db.checkpoint(CheckpointMode::Passive)?;
+    /// let stats = db.checkpoint_stats();
+    /// assert!(stats.runs.contains(&(CheckpointMode::Passive, CheckpointOutcome::Complete, 1)));
+    /// assert!(stats.since_last_success.is_some());
+    /// # Ok::<(), litedal::Error>(())
+    /// ```
+    pub fn checkpoint_stats(&self) -> CheckpointStats {
+        let upkeep = self.upkeep();
+        let counts = upkeep.counts.lock();
+        CheckpointStats {
+            runs: counts
+                .runs
+                .iter()
+                .map(|(&(mode, outcome), &n)| (mode, outcome, n))
+                .collect(),
+            frames_checkpointed: counts.frames,
+            last_duration: counts.last_duration,
+            since_last_success: upkeep.last().map(|report| report.age()),
+        }
     }
 
     /// While the background checkpointer runs: the time since it started.

@@ -33,7 +33,9 @@ mod restore;
 use std::sync::Arc;
 
 pub use backup::{BackupProgress, BackupReport, Overwrite};
-pub use checkpoint::{CHECKPOINTER_THREAD_NAME, CheckpointReport};
+pub use checkpoint::{
+    CHECKPOINTER_THREAD_NAME, CheckpointOutcome, CheckpointReport, CheckpointStats,
+};
 pub use integrity::{CheckDepth, integrity_check_file};
 pub use restore::{RESTORE_LOCK_WAIT, RestoreReport, restore};
 
