@@ -1,17 +1,21 @@
 //! The main job: a small blog on litedal.
 //!
 //! Opens the database from the environment (default `sqlite://data/main.db`, created if
-//! absent), clears the rows of its previous run, bulk-inserts 10,000 users and 50,000 posts,
-//! runs typed queries, then runs 4 reader and 2 writer threads for a few seconds and prints a
-//! report. Re-running it on the same file works.
+//! absent), clears the rows of earlier runs that are no longer running, bulk-inserts 10,000
+//! users and 50,000 posts, runs typed queries, then runs 4 reader and 2 writer threads for a
+//! few seconds and prints a report. Each run marks its rows with its own email domain
+//! (`r<pid>-<start>.blog.example`) and touches no other run's rows, so runs can follow each
+//! other, or run at the same time, on one file. Logs go to stderr (`RUST_LOG`,
+//! `DB_LOG_FORMAT=json`); an error is printed with its causes and exits with code 1.
 //!
 //! ```text
 //! cargo run --release --example blog
-//! BLOG_SECONDS=10 cargo run --release --example blog
+//! BLOG_SECONDS=10 BLOG_USERS=50000 cargo run --release --example blog
 //! cargo run --release --example blog -- --compare-floor   # bulk insert vs the raw SQLite floor
 //! ```
 
 use std::error::Error as StdError;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -27,26 +31,100 @@ use litedal::{Config, Database, Error};
 #[path = "../benches/support/raw_sqlite.rs"]
 mod raw_sqlite;
 
-const USERS: usize = 10_000;
 const POSTS_PER_USER: usize = 5;
+/// Every run's rows have an email at `<run>.blog.example`.
 const DOMAIN: &str = "blog.example";
 
 type BoxResult<T> = Result<T, Box<dyn StdError>>;
 
-fn main() -> BoxResult<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
-    let seconds: u64 = match std::env::var("BLOG_SECONDS") {
-        Ok(v) => v
+fn main() -> ExitCode {
+    match litedal::cli::init_logging("warn")
+        .map_err(Into::into)
+        .and_then(|()| run())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("blog: error: {}", litedal::error::report(&*error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A positive whole number from the environment variable `var`, or `default`.
+fn env_number(var: &str, default: u64, max: u64) -> BoxResult<u64> {
+    match std::env::var(var) {
+        Ok(v) => Ok(v
+            .trim()
             .parse()
             .ok()
-            .filter(|s| (1..=3600).contains(s))
-            .ok_or_else(|| format!("BLOG_SECONDS={v:?}: accepted: 1 to 3600 seconds"))?,
-        Err(_) => 3,
-    };
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| format!("{var}={v:?}: accepted: 1 to {max}"))?),
+        Err(_) => Ok(default),
+    }
+}
+
+/// This run's mark: `r<pid>-<start in ms>`, part of every email it inserts.
+fn run_mark() -> String {
+    format!(
+        "r{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    )
+}
+
+/// Whether the run that marked rows with `mark` may still be running (its process exists).
+/// Rows without a run mark (earlier versions of this example) belong to no running process.
+fn may_be_running(mark: &str) -> bool {
+    mark.strip_prefix('r')
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+#[derive(QueryableByName)]
+struct Domain {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    domain: String,
+}
+
+/// Deletes the users (and, by `ON DELETE CASCADE`, the posts) of earlier runs whose process
+/// is gone; returns how many users and how many runs.
+fn clear_finished_runs(db: &Database) -> BoxResult<(usize, usize)> {
+    let domains: Vec<String> = db
+        .read(|conn| {
+            Ok(diesel::sql_query(
+                "SELECT DISTINCT substr(email, instr(email, '@') + 1) AS domain FROM users \
+             WHERE email LIKE '%blog.example'",
+            )
+            .load::<Domain>(conn)?)
+        })?
+        .into_iter()
+        .map(|d| d.domain)
+        .collect();
+    let finished: Vec<String> = domains
+        .into_iter()
+        .filter(|domain| match domain.strip_suffix(&format!(".{DOMAIN}")) {
+            Some(mark) => !may_be_running(mark),
+            None => domain == DOMAIN,
+        })
+        .collect();
+    let mut removed = 0;
+    for domain in &finished {
+        removed += db.transaction(|conn| {
+            Ok(
+                diesel::delete(users::table.filter(users::email.like(format!("%@{domain}"))))
+                    .execute(conn)?,
+            )
+        })?;
+    }
+    Ok((removed, finished.len()))
+}
+
+/// One run of the blog (`main` and `tests/blog.rs` call it).
+pub fn run() -> BoxResult<()> {
+    let seconds = env_number("BLOG_SECONDS", 3, 3600)?;
+    let users = usize::try_from(env_number("BLOG_USERS", 10_000, 1_000_000)?)?;
+    let domain = format!("{}.{DOMAIN}", run_mark());
 
     let db = Database::open(Config::from_env()?.with_migrations(&litedal::example::MIGRATIONS))?;
     println!(
@@ -57,20 +135,15 @@ fn main() -> BoxResult<()> {
         db.config().write_pool_size()
     );
 
-    // Rows of a previous run go first (their posts follow by ON DELETE CASCADE).
-    let removed = db.transaction(|conn| {
-        Ok(
-            diesel::delete(users::table.filter(users::email.like(format!("%@{DOMAIN}"))))
-                .execute(conn)?,
-        )
-    })?;
+    // Rows of earlier runs that have finished go first; a run still going keeps its rows.
+    let (removed, runs) = clear_finished_runs(&db)?;
     if removed > 0 {
-        println!("cleared {removed} users (and their posts) of a previous run");
+        println!("cleared {removed} users (and their posts) of {runs} finished earlier run(s)");
     }
 
     // Bulk inserts.
-    let emails: Vec<String> = (0..USERS).map(|i| format!("user{i}@{DOMAIN}")).collect();
-    let names: Vec<String> = (0..USERS).map(|i| format!("User {i}")).collect();
+    let emails: Vec<String> = (0..users).map(|i| format!("user{i}@{domain}")).collect();
+    let names: Vec<String> = (0..users).map(|i| format!("User {i}")).collect();
     let new_users: Vec<NewUser> = names
         .iter()
         .zip(&emails)
@@ -86,11 +159,13 @@ fn main() -> BoxResult<()> {
     let user_rate = inserted as f64 / started.elapsed().as_secs_f64();
 
     // A keyset-paged walk over this run's users, 1000 per page.
-    let mut ids = Vec::with_capacity(USERS);
+    let mut ids = Vec::with_capacity(users);
     let mut pages = 0;
     let mut cursor: Option<UserCursor> = None;
     loop {
-        let mut query = Users::query().email_domain(DOMAIN).limit(Limit::new(1000)?);
+        let mut query = Users::query()
+            .email_domain(domain.as_str())
+            .limit(Limit::new(1000)?);
         if let Some(c) = cursor {
             query = query.after(c);
         }
@@ -129,7 +204,7 @@ fn main() -> BoxResult<()> {
     // Typed queries.
     let active = Users::query()
         .active(true)
-        .email_domain(DOMAIN)
+        .email_domain(domain.as_str())
         .limit(Limit::new(100)?)
         .load(&db)?;
     let first = ids.first().copied().ok_or("no users were inserted")?;
@@ -149,6 +224,14 @@ fn main() -> BoxResult<()> {
         "keyset walk: {} users in {pages} pages of up to 1000",
         ids.len()
     );
+
+    if ids.len() != users || inserted_posts != users * POSTS_PER_USER {
+        return Err(format!(
+            "this run's counts are off: {} users walked of {users}, {inserted_posts} posts",
+            ids.len()
+        )
+        .into());
+    }
 
     let report = concurrent_phase(&db, &ids, Duration::from_secs(seconds))?;
     println!(
@@ -199,7 +282,7 @@ fn concurrent_phase(db: &Database, ids: &[UserId], duration: Duration) -> BoxRes
         if error.is_busy() {
             busy.fetch_add(1, Ordering::Relaxed);
         } else {
-            eprintln!("error: {error}");
+            eprintln!("blog: error: {}", error.report());
             other.fetch_add(1, Ordering::Relaxed);
         }
     };

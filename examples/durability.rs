@@ -61,7 +61,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(index).copied().unwrap_or_default()
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (_guard, dir): (Option<tempfile::TempDir>, PathBuf) = match std::env::args_os().nth(1) {
         Some(dir) => (None, PathBuf::from(dir)),
         None => {
@@ -182,4 +182,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         restored.duration.as_secs_f64()
     );
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    // Logs on stderr (`RUST_LOG`, `DB_LOG_FORMAT=json`); an error with its causes, exit 1.
+    let result = litedal::cli::init_logging("warn")
+        .map_err(Into::into)
+        .and_then(|()| run());
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("durability: error: {}", litedal::error::report(&*error));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -83,12 +83,7 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let threads = arg(1, 2)?.max(1);
     let rounds = arg(2, 7)?.max(1);
     let reads = arg(3, 200_000)?.max(threads);
@@ -157,4 +152,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         read.checkouts, read.queries.queries
     );
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    // Logs on stderr (`RUST_LOG`, `DB_LOG_FORMAT=json`); an error with its causes, exit 1.
+    let result = litedal::cli::init_logging("warn")
+        .map_err(Into::into)
+        .and_then(|()| run());
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!(
+                "instrumentation_overhead: error: {}",
+                litedal::error::report(&*error)
+            );
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -12,7 +12,7 @@ use litedal::example::models::{NewUser, UserId};
 use litedal::example::repo::Users;
 use litedal::example::schema::users;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let db = litedal::Database::open(
         litedal::example::config()
@@ -61,4 +61,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (n * threads) as f64 / started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    // Logs on stderr (`RUST_LOG`, `DB_LOG_FORMAT=json`); an error with its causes, exit 1.
+    let result = litedal::cli::init_logging("warn")
+        .map_err(Into::into)
+        .and_then(|()| run());
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!(
+                "profile_point_reads: error: {}",
+                litedal::error::report(&*error)
+            );
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

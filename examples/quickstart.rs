@@ -10,13 +10,7 @@ use diesel::prelude::*;
 use litedal::example::schema::users;
 use litedal::{Config, Database};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let db = Database::open(Config::from_env()?.with_migrations(&litedal::example::MIGRATIONS))?;
     println!(
         "opened {} (journal_mode={}, read pool {}, write pool {})",
@@ -51,4 +45,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "read it back on a read connection: name={name:?} active={active}; {total} users in total"
     );
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    // Logs on stderr (`RUST_LOG`, `DB_LOG_FORMAT=json`); an error with its causes, exit 1.
+    let result = litedal::cli::init_logging("info")
+        .map_err(Into::into)
+        .and_then(|()| run());
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("quickstart: error: {}", litedal::error::report(&*error));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -365,13 +365,11 @@ fn run() -> Result<(), String> {
 
 #[allow(dead_code)] // tests/web.rs includes this file for `router`.
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    // Logs on stderr (`RUST_LOG`, `DB_LOG_FORMAT=json`, colour only on a terminal).
+    if let Err(error) = litedal::cli::init_logging("info") {
+        eprintln!("web: error: {}", error.report());
+        return ExitCode::FAILURE;
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

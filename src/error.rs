@@ -249,13 +249,26 @@ pub enum Error {
     Database(DieselError),
 }
 
-/// An error with its chain of sources, from [`Error::report`].
+/// An error with its chain of sources on one line, from [`Error::report`] or [`report`] (for
+/// any error, such as a `Box<dyn Error>` a program's `main` collected).
 #[derive(Debug, Clone, Copy)]
-pub struct Report<'a>(&'a Error);
+pub struct Report<'a>(&'a (dyn std::error::Error + 'static));
+
+/// `error` and its sources on one line ("creating the data directory /srv/app: Permission
+/// denied"), a source its error's own text already contains printed once.
+///
+/// ```
+/// let error: Box<dyn std::error::Error> = litedal::Config::from_vars([("DB_POOL_SIZE", "0")])
+///     .unwrap_err()
+///     .into();
+/// assert!(litedal::error::report(&*error).to_string().contains("DB_POOL_SIZE"));
+/// ```
+pub fn report<'a>(error: &'a (dyn std::error::Error + 'static)) -> Report<'a> {
+    Report(error)
+}
 
 impl std::fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::error::Error as _;
         let mut shown = self.0.to_string();
         f.write_str(&shown)?;
         let mut source = self.0.source();

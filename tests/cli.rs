@@ -388,3 +388,39 @@ fn restore_is_refused_while_the_database_is_open() {
     let out = litedal(&db, &[], &["restore", backup.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn logs_go_to_stderr_plain_or_as_json_and_every_line_says_database() {
+    let (_dir, db) = migrated();
+    // RUST_LOG filters; stdout has only the command's own output.
+    let out = litedal(&db, &[("RUST_LOG", "info")], &["stats", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let _: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON");
+    let log = stderr(&out);
+    assert!(!log.is_empty(), "no log lines at RUST_LOG=info");
+    // Not a terminal: no colour codes.
+    assert!(!log.contains('\u{1b}'), "{log}");
+    for line in log.lines() {
+        assert!(line.contains("Database"), "not greppable: {line}");
+    }
+    // JSON lines for log shippers.
+    let out = litedal(
+        &db,
+        &[("RUST_LOG", "info"), ("DB_LOG_FORMAT", "json")],
+        &["stats"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(!log.is_empty());
+    for line in log.lines() {
+        let json: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+        let message = json["fields"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("Database"), "{line}");
+    }
+    // Off is off; a bad format is a clear error naming the variable.
+    let out = litedal(&db, &[("RUST_LOG", "off")], &["stats"]);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let out = litedal(&db, &[("DB_LOG_FORMAT", "xml")], &["stats"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("DB_LOG_FORMAT"), "{}", stderr(&out));
+}

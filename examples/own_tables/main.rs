@@ -184,6 +184,11 @@ fn run() -> litedal::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Logs on stderr (`RUST_LOG`, `DB_LOG_FORMAT=json`).
+    if let Err(error) = litedal::cli::init_logging("warn") {
+        eprintln!("own_tables: error: {}", error.report());
+        return ExitCode::FAILURE;
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -126,15 +126,46 @@ fn env_help() -> String {
     help
 }
 
-fn init_tracing(default_filter: &str) {
+/// Sets up logging the way litedal's CLI and examples do: to stderr, filtered by `RUST_LOG`
+/// (else `default_filter`, e.g. `"warn"` or `"litedal=info"`), in colour only when stderr is
+/// a terminal and `NO_COLOR` is unset or empty, and as JSON lines for log shippers with
+/// `DB_LOG_FORMAT=json`. Every litedal event says "Database", so `grep Database` finds them.
+/// An application that installs its own subscriber does not call this (and if it already
+/// installed one, this leaves it in place).
+///
+/// # Errors
+///
+/// [`Error::Config`](crate::Error::Config) naming `DB_LOG_FORMAT` when it is neither `text`
+/// nor `json`.
+pub fn init_logging(default_filter: &str) -> crate::Result<()> {
+    let json = match std::env::var("DB_LOG_FORMAT") {
+        Err(_) => false,
+        Ok(value) => match value.trim().to_ascii_lowercase().as_str() {
+            "" | "text" => false,
+            "json" => true,
+            _ => {
+                return Err(crate::Error::Config {
+                    var: "DB_LOG_FORMAT",
+                    value,
+                    reason: "accepted: text or json".to_owned(),
+                });
+            }
+        },
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    // `try_init`: an application's binary may have installed its own subscriber.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    // `try_init`: a subscriber installed before this one stays.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        let colour = std::io::stderr().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+        builder.with_ansi(colour).try_init()
+    };
+    Ok(())
 }
 
 /// Runs the CLI on the process's arguments and environment and returns its exit code:
@@ -144,10 +175,13 @@ fn init_tracing(default_filter: &str) {
 /// binary passes `None`.
 pub fn run(migrations: Option<&'static EmbeddedMigrations>) -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(match cli.command {
+    if let Err(error) = init_logging(match cli.command {
         Command::ServeMetrics { .. } => "info",
         _ => "warn",
-    });
+    }) {
+        eprintln!("litedal: error: {}", error.report());
+        return ExitCode::from(1);
+    }
     let result = match cli.command {
         Command::Migrate { migrations_dir } => observe::migrate(migrations_dir, migrations),
         Command::Stats { json } => observe::stats(json),

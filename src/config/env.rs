@@ -113,6 +113,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "queries slower than this are logged at WARN; 0 = off",
     ),
     (
+        "DB_LOG_FORMAT",
+        "text",
+        "log format of litedal's CLI and examples on stderr: text or json (lines for log shippers); applications set up their own subscriber",
+    ),
+    (
         "DB_METRICS_ADDR",
         "unset (off)",
         "address of the /metrics and /health endpoint, e.g. 127.0.0.1:8081",
@@ -395,6 +400,18 @@ impl ConfigBuilder {
             }
             "DB_RUN_MIGRATIONS" => self.run_migrations = v.boolean()?,
             "DB_FOREIGN_KEYS" => self.foreign_keys = v.boolean()?,
+            // Read by `cli::init_logging`; validated here too, so a typo is reported with the
+            // other variables.
+            "DB_LOG_FORMAT" => {
+                v.keyword(
+                    |w| {
+                        ["text", "json"]
+                            .contains(&w.to_ascii_lowercase().as_str())
+                            .then_some(())
+                    },
+                    &["text", "json"],
+                )?;
+            }
             "DB_HEALTH_READ_LATENCY_MS" => {
                 self.health_read_latency = Some(
                     v.limits(0, 3_600_000, "milliseconds")?
