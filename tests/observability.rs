@@ -393,7 +393,11 @@ fn a_failing_probe_is_unhealthy_not_an_error() {
     let write = report.check("write_latency").unwrap();
     assert_eq!(write.status, HealthStatus::Unhealthy);
     assert_eq!(write.value, None);
-    assert!(write.detail.contains("write lock is held"), "{}", write.detail);
+    assert!(
+        write.detail.contains("write lock is held"),
+        "{}",
+        write.detail
+    );
     assert_eq!(report.status, HealthStatus::Unhealthy);
 }
 
