@@ -4,8 +4,21 @@
 //! diesel does not split a batch, and SQLite refuses a statement with more than 32766 bound
 //! values ("too many SQL variables"). [`batch_insert`] counts the bound values of one row
 //! and sends statements of at most `floor(32766 / values per row)` rows.
+//!
+//! diesel renders and prepares a multi-row `INSERT` anew for every call (a slice's statement
+//! is not cacheable), and SQLite's parser then takes a quarter of the time of a bulk insert.
+//! When every row of the insert model renders the same SQL (diesel caches the model's
+//! single-row statement by its type: no `None` left to a column default, no SQL literal),
+//! litedal builds the statement of a full chunk ([`PREPARED_CHUNK_ROWS`] rows) once,
+//! prepares it once per write connection, and binds each chunk's values, which it collects
+//! row by row from the rows' own single-row statements. Other models take diesel's path.
+//! Measured on a 5-column table without secondary indexes: 0.77 M rows/s through diesel's
+//! path, 1.0 M rows/s prepared once (see PERFORMANCE.md).
 
-use diesel::query_builder::{InsertStatement, QueryBuilder, QueryFragment};
+use diesel::backend::Backend;
+use diesel::query_builder::{
+    CollectedQuery, InsertStatement, MoveableBindCollector, QueryBuilder, QueryFragment, QueryId,
+};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sqlite::{Sqlite, SqliteConnection, SqliteQueryBuilder};
 use diesel::{Insertable, Table};
@@ -44,20 +57,58 @@ fn count_placeholders(sql: &str) -> usize {
     count
 }
 
+/// How the rows of one insert model render: the SQL of a single-row `INSERT`, split where
+/// a multi-row statement repeats it.
+#[derive(Debug, Clone)]
+pub struct RowShape {
+    /// `INSERT INTO t (a, b) VALUES ` (everything before the first row's values).
+    prefix: String,
+    /// `(?, ?)`: one row's values, repeated (comma-separated) for every row.
+    row: String,
+    /// Bound values of one row.
+    values_per_row: usize,
+    /// Every row of this model renders exactly `row`, so a multi-row statement can be
+    /// prepared once and reused with new bind values: diesel itself caches the single-row
+    /// statement by its type alone (a static query id, and no part of the SQL that depends
+    /// on the values, such as a column left out for a `None` field that defaults).
+    reusable: bool,
+}
+
+impl RowShape {
+    /// Bound values of one row.
+    pub fn values_per_row(&self) -> usize {
+        self.values_per_row
+    }
+
+    /// The SQL of one statement inserting `rows` rows.
+    fn sql(&self, rows: usize) -> String {
+        let mut sql = String::with_capacity(self.prefix.len() + rows * (self.row.len() + 2));
+        sql.push_str(&self.prefix);
+        for i in 0..rows {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&self.row);
+        }
+        sql
+    }
+}
+
 /// Rows that can be bulk-inserted into table `T` as multi-row statements.
 ///
 /// Implemented for every diesel insert model whose slices diesel can insert into `T`; there is
 /// nothing to implement by hand. (The bounds live on this trait rather than on
 /// [`batch_insert`] so that rustc can infer the row type at call sites.)
 pub trait BatchRows<'a, T>: Sized + 'a {
-    /// Bound values of one row (at most `MAX_BOUND_VALUES` fit in one statement).
+    /// How `row` renders as a single-row `INSERT` into `table`.
     ///
     /// # Errors
     ///
     /// When the row cannot be rendered to SQL.
-    fn values_per_row(table: T, row: &'a Self) -> diesel::QueryResult<usize>;
+    fn shape(table: T, row: &'a Self) -> diesel::QueryResult<RowShape>;
 
-    /// Executes one multi-row `INSERT` of `rows`.
+    /// Executes one multi-row `INSERT` of `rows` the way diesel does (rendered and prepared
+    /// for this call), for rows whose shape is not reusable.
     ///
     /// # Errors
     ///
@@ -65,6 +116,22 @@ pub trait BatchRows<'a, T>: Sized + 'a {
     fn insert_chunk(
         table: T,
         rows: &'a [Self],
+        conn: &mut SqliteConnection,
+    ) -> diesel::QueryResult<usize>;
+
+    /// Executes `sql`, a multi-row `INSERT` of `rows` built from their reusable
+    /// [`RowShape`], binding each row's values in order. With `cache`, the prepared
+    /// statement stays in the connection's statement cache (keyed by the SQL) for the next
+    /// chunk of the same size.
+    ///
+    /// # Errors
+    ///
+    /// The statement's error.
+    fn insert_prepared(
+        table: T,
+        rows: &'a [Self],
+        sql: String,
+        cache: bool,
         conn: &mut SqliteConnection,
     ) -> diesel::QueryResult<usize>;
 }
@@ -76,13 +143,35 @@ where
     &'a [R]: Insertable<T>,
     &'a R: Insertable<T>,
     InsertStatement<T, <&'a [R] as Insertable<T>>::Values>: ExecuteDsl<SqliteConnection>,
-    InsertStatement<T, <&'a R as Insertable<T>>::Values>: QueryFragment<Sqlite>,
+    InsertStatement<T, <&'a R as Insertable<T>>::Values>: QueryFragment<Sqlite> + QueryId,
 {
-    fn values_per_row(table: T, row: &'a R) -> diesel::QueryResult<usize> {
+    fn shape(table: T, row: &'a R) -> diesel::QueryResult<RowShape> {
         let one_row = diesel::insert_into(table).values(row);
         let mut builder = SqliteQueryBuilder::new();
         one_row.to_sql(&mut builder, &Sqlite)?;
-        Ok(count_placeholders(&builder.finish()))
+        let sql = builder.finish();
+        let values_per_row = count_placeholders(&sql);
+        let static_sql =
+            <InsertStatement<T, <&'a R as Insertable<T>>::Values> as QueryId>::HAS_STATIC_QUERY_ID
+                && one_row.is_safe_to_cache_prepared(&Sqlite)?;
+        // The row's values follow the last ") VALUES (": the column list before it is
+        // made of quoted identifiers, and values that render as SQL text of their own
+        // (literals) make the statement unsafe to cache, so they never get here.
+        let split = sql.rfind(") VALUES (").map(|at| at + ") VALUES ".len());
+        Ok(match split {
+            Some(at) if static_sql && sql.ends_with(')') => RowShape {
+                prefix: sql[..at].to_owned(),
+                row: sql[at..].to_owned(),
+                values_per_row,
+                reusable: true,
+            },
+            _ => RowShape {
+                prefix: String::new(),
+                row: String::new(),
+                values_per_row,
+                reusable: false,
+            },
+        })
     }
 
     fn insert_chunk(
@@ -92,7 +181,46 @@ where
     ) -> diesel::QueryResult<usize> {
         ExecuteDsl::execute(diesel::insert_into(table).values(rows), conn)
     }
+
+    fn insert_prepared(
+        table: T,
+        rows: &'a [R],
+        sql: String,
+        cache: bool,
+        conn: &mut SqliteConnection,
+    ) -> diesel::QueryResult<usize> {
+        // Each row's single-row statement supplies its bind values, in the order of the
+        // multi-row statement's placeholders (row by row, column by column).
+        let statements: Vec<_> = rows
+            .iter()
+            .map(|row| diesel::insert_into(table).values(row))
+            .collect();
+        let mut collector = <Sqlite as Backend>::BindCollector::default();
+        for statement in &statements {
+            statement.collect_binds(&mut collector, &mut (), &Sqlite)?;
+        }
+        let query = CollectedQuery::new(sql, cache, collector.moveable());
+        ExecuteDsl::execute(query, conn)
+    }
 }
+
+/// Rows per statement: as many as SQLite takes for a statement rendered for one call;
+/// [`PREPARED_CHUNK_ROWS`] at most for one prepared once and kept.
+fn chunk_rows(shape: &RowShape) -> usize {
+    let most = rows_per_statement(shape.values_per_row);
+    if shape.reusable {
+        most.min(PREPARED_CHUNK_ROWS)
+    } else {
+        most
+    }
+}
+
+/// Rows per statement when the statement is prepared once and kept in the write
+/// connection's statement cache. Larger statements do not insert faster once preparing is
+/// out of the way (measured: 256, 1,024 and 8,191 rows of 4 values within noise of each
+/// other), but a kept 8,191-row statement holds about 2.8 MiB of SQLite memory per write
+/// connection, a 1,024-row one about 270 KiB.
+pub const PREPARED_CHUNK_ROWS: usize = 1024;
 
 /// Inserts `rows` into `table` on `conn` as multi-row statements and returns the row count.
 ///
@@ -127,11 +255,23 @@ where
     let Some(first) = rows.first() else {
         return Ok(0);
     };
-    let chunk_rows = rows_per_statement(R::values_per_row(table, first)?);
+    let shape = R::shape(table, first)?;
+    let chunk_rows = chunk_rows(&shape);
     let count = rows.len().div_ceil(chunk_rows);
+    // The statement of a full chunk, rendered once and prepared once per connection.
+    let full_sql = shape.reusable.then(|| shape.sql(chunk_rows));
     let mut inserted = 0;
     for (index, chunk) in rows.chunks(chunk_rows).enumerate() {
-        inserted += R::insert_chunk(table, chunk, conn).map_err(|e| {
+        let result = match &full_sql {
+            Some(sql) if chunk.len() == chunk_rows => {
+                R::insert_prepared(table, chunk, sql.clone(), true, conn)
+            }
+            // The last, shorter chunk: prepared for this call only, so that batches of
+            // many different sizes do not fill the statement cache.
+            Some(_) => R::insert_prepared(table, chunk, shape.sql(chunk.len()), false, conn),
+            None => R::insert_chunk(table, chunk, conn),
+        };
+        inserted += result.map_err(|e| {
             let start = index * chunk_rows;
             let at = BatchChunk {
                 index,

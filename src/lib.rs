@@ -51,7 +51,7 @@ pub mod metrics {
 
 pub use batch::BatchRows;
 pub use config::{Config, ConfigBuilder, HealthThresholds, Limits, Migrations};
-pub use database::{Database, PooledConnection};
+pub use database::{Database, PooledConnection, init_sqlite};
 pub use error::{BatchChunk, Error, Report, Result};
 pub use executor::Executor;
 #[cfg(feature = "metrics-server")]

@@ -514,7 +514,8 @@ fn a_failing_chunk_rolls_back_the_whole_batch_and_is_named() {
     let db = litedal::example::test_db().unwrap();
     Users::insert(db.db(), &NewUser::new("first", "taken@example.com")).unwrap();
     let mut emails = emails("batch", 30_000);
-    // 3 values per row -> 10922 rows per statement -> 3 statements; the duplicate is last.
+    // 3 values per row -> statements of PREPARED_CHUNK_ROWS (1,024) rows, each prepared once
+    // -> 30 statements; the duplicate is in the last, shorter one.
     emails[29_999] = "taken@example.com".into();
     let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("b", e)).collect();
     match db.batch_insert(users::table, &rows) {
@@ -523,21 +524,21 @@ fn a_failing_chunk_rolls_back_the_whole_batch_and_is_named() {
             assert_eq!(
                 chunk,
                 Some(BatchChunk {
-                    index: 2,
-                    count: 3,
-                    rows: 21_844..30_000
+                    index: 29,
+                    count: 30,
+                    rows: 29_696..30_000
                 })
             );
             let message = Error::Conflict {
                 constraint,
                 chunk: Some(BatchChunk {
-                    index: 2,
-                    count: 3,
-                    rows: 21_844..30_000,
+                    index: 29,
+                    count: 30,
+                    rows: 29_696..30_000,
                 }),
             }
             .to_string();
-            assert!(message.contains("batch statement 3 of 3"), "{message}");
+            assert!(message.contains("batch statement 30 of 30"), "{message}");
         }
         other => panic!("{other:?}"),
     }

@@ -252,6 +252,14 @@ impl RawStmt<'_> {
         self.db.check(rc, "bind_int64")
     }
 
+    /// Binds a double to the 1-based parameter `index` (out of range: an error).
+    pub fn bind_double(&mut self, index: c_int, value: f64) -> Result<(), String> {
+        // SAFETY: live statement, no Row alive (`&mut self`); SQLite checks `index` against
+        // the parameter count (SQLITE_RANGE).
+        let rc = unsafe { ffi::sqlite3_bind_double(self.stmt, index, value) };
+        self.db.check(rc, "bind_double")
+    }
+
     /// Steps once: the current row, or `None` when the statement is done.
     pub fn step(&mut self) -> Result<Option<Row<'_>>, String> {
         // SAFETY: live statement; `&mut self` means no Row of an earlier step is alive, so
@@ -392,8 +400,18 @@ pub const SCHEMA: &[&str] = &[
 ];
 
 /// Opens a raw connection with the PRAGMAs litedal gives a writer (`synchronous` as given)
-/// and the `users` table.
+/// and litedal's example schema (the `users` and `posts` tables).
 pub fn open_like_litedal(path: &Path, synchronous: &str) -> Result<RawDb, String> {
+    let db = open_writer_like_litedal(path, synchronous)?;
+    for migration in SCHEMA {
+        db.exec(migration)?;
+    }
+    Ok(db)
+}
+
+/// Opens a raw connection with the PRAGMAs litedal gives a writer (`synchronous` as given),
+/// and no schema.
+pub fn open_writer_like_litedal(path: &Path, synchronous: &str) -> Result<RawDb, String> {
     let db = RawDb::open(path)?;
     db.exec("PRAGMA busy_timeout = 5000")?;
     db.exec("PRAGMA journal_mode = WAL")?;
@@ -404,15 +422,12 @@ pub fn open_like_litedal(path: &Path, synchronous: &str) -> Result<RawDb, String
     db.exec("PRAGMA mmap_size = 268435456")?;
     db.exec("PRAGMA wal_autocheckpoint = 1000")?;
     db.exec("PRAGMA journal_size_limit = 67108864")?;
-    for migration in SCHEMA {
-        db.exec(migration)?;
-    }
     Ok(db)
 }
 
 /// Runs `body` in a `BEGIN IMMEDIATE` transaction: committed if it succeeds, rolled back if
 /// it (or the commit) fails, so an error leaves no transaction open.
-fn immediate_transaction<T>(
+pub fn immediate_transaction<T>(
     db: &RawDb,
     body: impl FnOnce() -> Result<T, String>,
 ) -> Result<T, String> {

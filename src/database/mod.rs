@@ -18,6 +18,7 @@ mod observer;
 mod open;
 mod pool;
 mod raw;
+mod sqlite_mutex;
 mod transaction;
 
 use std::any::Any;
@@ -37,6 +38,26 @@ pub(crate) use observer::{CacheCounters, Observer, PoolObserver, Service};
 pub use pool::PooledConnection;
 pub(crate) use pool::SqlitePool;
 pub(crate) use raw::memory_used;
+
+/// Prepares SQLite for litedal before anything else in the process uses it, and returns
+/// whether litedal's mutexes are in use.
+///
+/// SQLite's mutex implementation is process-wide and can only be chosen before SQLite
+/// initializes. litedal chooses parking_lot's mutexes, which spin briefly before they sleep:
+/// with SQLite's own pthread mutexes, point reads on 2 threads ran slower than on one (see
+/// PERFORMANCE.md). [`Database::open`] does this by itself; call `init_sqlite` first thing in
+/// `main` only when other code (another library, a plain diesel connection) may touch SQLite
+/// before the first `Database::open`. When SQLite was initialized already, it keeps its own
+/// mutexes, litedal works the same, this returns `false`, and `Database::open` logs it once
+/// at INFO.
+///
+/// ```
+/// let fast = litedal::init_sqlite();
+/// # let _ = fast;
+/// ```
+pub fn init_sqlite() -> bool {
+    sqlite_mutex::install()
+}
 pub(crate) use transaction::{
     WritingGuard, aborted, is_polling_write_lock, trying_write_lock, write_on,
 };

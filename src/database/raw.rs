@@ -1,5 +1,6 @@
-//! The `sqlite3*` handle of a pooled connection, and what litedal does with it. The only
-//! module of the crate with `unsafe` code.
+//! The `sqlite3*` handle of a pooled connection, and what litedal does with it. With
+//! `sqlite_mutex.rs` and `upkeep/file_locks.rs`, the only modules of the crate with `unsafe`
+//! code.
 //!
 //! diesel 2.3 gives no access to the handle, and litedal needs it for what diesel has no API
 //! for: asking whether SQLite still has a transaction open (`sqlite3_get_autocommit`, after a
@@ -66,6 +67,8 @@ pub(crate) fn register_open_hook() -> Result<(), String> {
     static REGISTERED: OnceLock<c_int> = OnceLock::new();
     // SAFETY: `remember_opened` has the signature SQLite expects of an auto-extension entry
     // point and is a `'static` function; registering it twice is a no-op for SQLite.
+    // Registering initializes SQLite: the mutexes are chosen first.
+    super::sqlite_mutex::install();
     let rc =
         *REGISTERED.get_or_init(|| unsafe { ffi::sqlite3_auto_extension(Some(remember_opened)) });
     if rc == ffi::SQLITE_OK {

@@ -1,0 +1,164 @@
+//! Profiling aid: bulk inserts into an application's own unindexed table, for `perf record -g`
+//! (see PERFORMANCE.md).
+//!
+//! ```text
+//! cargo run --release --example profile_bulk_insert -- [litedal|diesel|raw] [ROWS] [RUNS]
+//! ```
+//!
+//! `litedal` is `Database::batch_insert`; `diesel` is what an application writes without
+//! litedal (an r2d2 pool with the same PRAGMAs, one immediate transaction, 500-row
+//! `insert_into(..).values(&chunk)` statements); `raw` is the floor, one prepared single-row
+//! statement. Defaults: litedal, 1,000,000 rows, 3 runs. Each run uses a new database file.
+
+#[path = "../benches/support/own_table.rs"]
+mod own_table;
+#[path = "../benches/support/raw_sqlite.rs"]
+mod raw_sqlite;
+
+use std::path::Path;
+use std::time::Instant;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use own_table::{NewReading, readings};
+
+type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// The PRAGMAs litedal gives a writer, applied by the application's own customizer.
+#[derive(Debug)]
+struct WriterPragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for WriterPragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(
+            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON; PRAGMA cache_size = -2000; PRAGMA temp_store = MEMORY;
+             PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 1000;
+             PRAGMA journal_size_limit = 67108864",
+        )
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Plain diesel + r2d2: 500-row statements in one immediate transaction.
+pub fn plain_diesel(path: &Path, rows: &[NewReading<'_>]) -> BoxResult<usize> {
+    let pool = Pool::builder()
+        .max_size(1)
+        .test_on_check_out(false)
+        .connection_customizer(Box::new(WriterPragmas))
+        .build(ConnectionManager::<SqliteConnection>::new(
+            path.display().to_string(),
+        ))?;
+    let mut conn = pool.get()?;
+    conn.batch_execute(own_table::SCHEMA)?;
+    let started = Instant::now();
+    let single = std::env::var_os("SINGLE").is_some();
+    let n = conn.immediate_transaction(|conn| {
+        let mut n = 0;
+        if single {
+            for row in rows {
+                n += diesel::insert_into(readings::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+        } else {
+            for chunk in rows.chunks(500) {
+                n += diesel::insert_into(readings::table)
+                    .values(chunk)
+                    .execute(conn)?;
+            }
+        }
+        diesel::QueryResult::Ok(n)
+    })?;
+    report(
+        if single {
+            "plain diesel single"
+        } else {
+            "plain diesel + r2d2, 500-row statements"
+        },
+        n,
+        started,
+    );
+    Ok(n)
+}
+
+fn report(what: &str, n: usize, started: Instant) {
+    println!(
+        "{what}: {n} rows, {:.0} rows/s",
+        n as f64 / started.elapsed().as_secs_f64()
+    );
+}
+
+fn run() -> BoxResult<()> {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "litedal".into());
+    let n: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let runs: usize = std::env::args()
+        .nth(3)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(3);
+    let sensors = own_table::sensors();
+    let rows = own_table::rows(&sensors, n);
+    let dir = tempfile::tempdir()?;
+    for run in 0..runs {
+        let path = dir.path().join(format!("{mode}-{run}.db"));
+        let inserted = match mode.as_str() {
+            "litedal" => {
+                let db = litedal::Database::open(
+                    litedal::Config::builder()
+                        .database_url(format!("sqlite://{}", path.display()))
+                        .build()?,
+                )?;
+                db.transaction(|conn| Ok(conn.batch_execute(own_table::SCHEMA)?))?;
+                let started = Instant::now();
+                let inserted = db.batch_insert(readings::table, &rows)?;
+                report("litedal batch_insert", inserted, started);
+                inserted
+            }
+            "diesel" => plain_diesel(&path, &rows)?,
+            "raw" => {
+                let db = raw_sqlite::open_writer_like_litedal(&path, "FULL")?;
+                db.exec(own_table::SCHEMA)?;
+                let started = Instant::now();
+                let inserted = raw_sqlite::immediate_transaction(&db, || {
+                    let mut stmt = db.prepare(own_table::INSERT_ONE)?;
+                    for row in &rows {
+                        stmt.bind_text(1, row.sensor)?;
+                        stmt.bind_text(2, row.unit)?;
+                        stmt.bind_int(3, row.taken_at)?;
+                        stmt.bind_double(4, row.value)?;
+                        stmt.step()?;
+                        stmt.reset()?;
+                    }
+                    Ok(rows.len())
+                })?;
+                report("raw SQLite, single-row statement", inserted, started);
+                inserted
+            }
+            other => return Err(format!("mode {other:?}: expected litedal, diesel or raw").into()),
+        };
+        if inserted != n {
+            return Err(format!("run {run}: inserted {inserted} rows, expected {n}").into());
+        }
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let result = litedal::cli::init_logging("warn")
+        .map_err(Into::into)
+        .and_then(|()| run());
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!(
+                "profile_bulk_insert: error: {}",
+                litedal::error::report(&*error)
+            );
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
