@@ -12,6 +12,8 @@
 
 #[path = "../benches/support/own_table.rs"]
 mod own_table;
+#[path = "../benches/support/peer.rs"]
+mod peer;
 #[path = "../benches/support/raw_sqlite.rs"]
 mod raw_sqlite;
 
@@ -20,66 +22,26 @@ use std::time::Instant;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use own_table::{NewReading, readings};
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// The PRAGMAs litedal gives a writer, applied by the application's own customizer.
-#[derive(Debug)]
-struct WriterPragmas;
-
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for WriterPragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(
-            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
-             PRAGMA foreign_keys = ON; PRAGMA cache_size = -2000; PRAGMA temp_store = MEMORY;
-             PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 1000;
-             PRAGMA journal_size_limit = 67108864",
-        )
-        .map_err(diesel::r2d2::Error::QueryError)
-    }
-}
-
 /// Plain diesel + r2d2: 500-row statements in one immediate transaction.
 pub fn plain_diesel(path: &Path, rows: &[NewReading<'_>]) -> BoxResult<usize> {
-    let pool = Pool::builder()
-        .max_size(1)
-        .test_on_check_out(false)
-        .connection_customizer(Box::new(WriterPragmas))
-        .build(ConnectionManager::<SqliteConnection>::new(
-            path.display().to_string(),
-        ))?;
+    let pool = peer::pool(path, 1, true)?;
     let mut conn = pool.get()?;
     conn.batch_execute(own_table::SCHEMA)?;
     let started = Instant::now();
-    let single = std::env::var_os("SINGLE").is_some();
     let n = conn.immediate_transaction(|conn| {
         let mut n = 0;
-        if single {
-            for row in rows {
-                n += diesel::insert_into(readings::table)
-                    .values(row)
-                    .execute(conn)?;
-            }
-        } else {
-            for chunk in rows.chunks(500) {
-                n += diesel::insert_into(readings::table)
-                    .values(chunk)
-                    .execute(conn)?;
-            }
+        for chunk in rows.chunks(500) {
+            n += diesel::insert_into(readings::table)
+                .values(chunk)
+                .execute(conn)?;
         }
         diesel::QueryResult::Ok(n)
     })?;
-    report(
-        if single {
-            "plain diesel single"
-        } else {
-            "plain diesel + r2d2, 500-row statements"
-        },
-        n,
-        started,
-    );
+    report("plain diesel + r2d2, 500-row statements", n, started);
     Ok(n)
 }
 
