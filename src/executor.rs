@@ -51,8 +51,8 @@ pub trait Executor: Sized {
 impl Executor for &Database {
     fn read<T>(self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {
         let _span = tracing::debug_span!("db.read", role = "read").entered();
-        let mut conn = self.read_connection()?;
-        f(&mut conn).map_err(|e| self.locate(e))
+        self.with_read_connection(|conn| f(conn))
+            .map_err(|e| self.locate(e))
     }
 
     fn write<T>(self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {

@@ -8,10 +8,14 @@
 //!   opening one file do not race).
 //! - `pool.rs`: the write pool, then the read pool, each connection set up by
 //!   `connection.rs` (its role's PRAGMAs and litedal's per-connection state).
+//! - `affinity.rs`: thread-affine read connections (a thread keeps its read connection
+//!   between reads, never at another thread's expense).
 //! - `transaction.rs`: immediate write transactions, the write gate, lock polling, savepoints,
 //!   and what happens when SQLite rolls a transaction back on its own.
-//! - `raw.rs`: the connection's `sqlite3*` handle, the only `unsafe` code of the crate.
+//! - `raw.rs`: the connection's `sqlite3*` handle; `sqlite_mutex.rs`: SQLite's mutexes on
+//!   parking_lot. With `upkeep/file_locks.rs`, the only `unsafe` code of the crate.
 
+mod affinity;
 mod connection;
 mod gate;
 mod observer;
@@ -34,7 +38,7 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use parking_lot::{Mutex, RwLock};
 
-pub(crate) use observer::{CacheCounters, Observer, PoolObserver, Service};
+pub(crate) use observer::{CacheCounters, LeaseObserver, Observer, PoolObserver, Service};
 pub use pool::PooledConnection;
 pub(crate) use pool::SqlitePool;
 pub(crate) use raw::memory_used;
@@ -109,6 +113,8 @@ pub(crate) struct Inner {
     writes: Arc<WriteContext>,
     /// Which thread holds an in-memory database's only connection.
     memory_holder: Option<Arc<MemoryHolder>>,
+    /// The read pool's thread-affine connections (separate pools of a file database only).
+    affinity: Option<affinity::Affinity>,
     journal_mode: String,
     /// State that the layers above the core attach at open (statistics counters, checkpoint
     /// state), found again by type.
@@ -181,7 +187,7 @@ impl Database {
         let memory_holder = location
             .is_memory()
             .then(|| Arc::new(MemoryHolder::default()));
-        let build = |role: Role, size: u32| {
+        let build = |role: Role, size: u32, observer: Option<PoolObserver>| {
             pool::build_pool(
                 &config,
                 role,
@@ -189,14 +195,25 @@ impl Database {
                 &uri,
                 &writes,
                 memory_holder.clone(),
-                observer.pool(role),
+                observer,
             )
         };
-        let write_pool = build(Role::Write, config.write_pool_size())?;
-        let read_pool = if config.separate_read_write() {
-            build(Role::Read, config.read_pool_size())?
+        let write_pool = build(
+            Role::Write,
+            config.write_pool_size(),
+            observer.pool(Role::Write),
+        )?;
+        // Thread-affine reads need a pool of their own (a shared pool's connections also
+        // write) and more than one connection (an in-memory database has one).
+        let affine = config.separate_read_write() && !location.is_memory();
+        let (read_pool, affinity) = if config.separate_read_write() {
+            let mut read_observer = observer.pool(Role::Read);
+            let leases = read_observer.as_mut().and_then(|o| o.leases.take());
+            let pool = build(Role::Read, config.read_pool_size(), read_observer)?;
+            let affinity = affine.then(|| affinity::Affinity::new(config.read_pool_size(), leases));
+            (pool, affinity)
         } else {
-            write_pool.clone()
+            (write_pool.clone(), None)
         };
         let memory_anchor = if location.is_memory() {
             // Writable connection that never runs a statement again: it only keeps the
@@ -226,6 +243,7 @@ impl Database {
                 read_pool,
                 writes,
                 memory_holder,
+                affinity,
                 journal_mode,
                 extensions: RwLock::new(Vec::new()),
                 services: Mutex::new(Vec::new()),
@@ -332,7 +350,40 @@ impl Database {
     ///
     /// [`Error::PoolTimeout`] when no connection became free within `DB_POOL_TIMEOUT`.
     pub fn read_connection(&self) -> Result<PooledConnection> {
-        self.checkout(Role::Read)
+        match &self.inner.affinity {
+            None => self.checkout(Role::Read),
+            Some(affinity) => match self.pool(Role::Read).try_get() {
+                Some(conn) => {
+                    affinity.count_checkout();
+                    Ok(conn)
+                }
+                None => affinity.wait(|| self.checkout(Role::Read)),
+            },
+        }
+    }
+
+    /// Runs `f` on a read connection: the one this thread used last when it is parked (see
+    /// `affinity.rs`), else any idle one, else one r2d2 hands over within the pool timeout.
+    pub(crate) fn with_read_connection<T>(
+        &self,
+        f: impl FnOnce(&mut PooledConnection) -> Result<T>,
+    ) -> Result<T> {
+        let Some(affinity) = &self.inner.affinity else {
+            return f(&mut self.checkout(Role::Read)?);
+        };
+        let conn = match affinity.try_take(self.pool(Role::Read)) {
+            Some(conn) => conn,
+            None => affinity.wait(|| self.checkout(Role::Read))?,
+        };
+        affinity.run(conn, f)
+    }
+
+    /// Read connections parked with their threads now (0 for the write role).
+    pub(crate) fn parked_connections(&self, role: Role) -> u32 {
+        match (&self.inner.affinity, role) {
+            (Some(affinity), Role::Read) => affinity.parked(),
+            _ => 0,
+        }
     }
 
     /// A connection from the write pool, outside any transaction.
@@ -409,8 +460,14 @@ impl Database {
     where
         F: FnOnce(&mut SqliteConnection) -> Result<T>,
     {
-        let mut pooled = self.checkout(Role::Read)?;
-        let conn: &mut SqliteConnection = &mut pooled;
+        self.with_read_connection(|pooled| self.read_on(pooled, f))
+    }
+
+    fn read_on<T, F>(&self, pooled: &mut PooledConnection, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T>,
+    {
+        let conn: &mut SqliteConnection = pooled;
         let mut began = false;
         let result = catch_unwind(AssertUnwindSafe(|| {
             conn.transaction(|conn| {

@@ -19,6 +19,19 @@ pub(crate) struct PoolObserver {
     pub(crate) statements: ObserverFactory,
     /// Where the pool's connections add their page-cache counters.
     pub(crate) cache: std::sync::Arc<CacheCounters>,
+    /// Checkouts r2d2 does not see (a read pool's thread-affine connections).
+    pub(crate) leases: Option<Box<dyn LeaseObserver>>,
+}
+
+/// Counts what a read pool's thread-affine connections (`affinity.rs`) do outside r2d2's
+/// view: checkouts that took a parked or idle connection without waiting, and how long each
+/// such connection was held.
+pub(crate) trait LeaseObserver: Send + Sync {
+    /// A connection was checked out without waiting and without an r2d2 checkout event.
+    fn checked_out(&self);
+
+    /// A connection taken for a read was returned after `held`.
+    fn returned(&self, held: std::time::Duration);
 }
 
 /// What watches a database's pools, statements and transactions.

@@ -1,5 +1,6 @@
 //! The role pools: how they are built, and checking a connection out of one.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
@@ -72,10 +73,32 @@ impl r2d2::HandleEvent for PoolEvents {
         if let Some(holder) = &self.holder {
             holder.0.store(0, Relaxed);
         }
+        // A thread-affine connection going back to r2d2: its holds were counted per read.
+        if returning_uncounted() {
+            return;
+        }
         if let Some(o) = &self.observer {
             o.handle_checkin(event);
         }
     }
+}
+
+thread_local! {
+    /// Set while this thread hands a thread-affine read connection back to r2d2, so that
+    /// [`PoolEvents`] skips its check-in (its holds were counted read by read, and r2d2's
+    /// duration would include the time it sat parked).
+    static RETURNING_UNCOUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn returning_uncounted() -> bool {
+    RETURNING_UNCOUNTED.try_with(Cell::get).unwrap_or(false)
+}
+
+/// Gives `conn` back to r2d2 without counting its check-in (see [`RETURNING_UNCOUNTED`]).
+pub(crate) fn return_uncounted(conn: PooledConnection) {
+    let _ = RETURNING_UNCOUNTED.try_with(|flag| flag.set(true));
+    drop(conn);
+    let _ = RETURNING_UNCOUNTED.try_with(|flag| flag.set(false));
 }
 
 /// r2d2 reports connection errors here; they go to `tracing` instead of the `log` crate.

@@ -10,25 +10,26 @@
 //! - [`Metrics`] is the database's [`Observer`]: it hands the core those collectors and counts
 //!   transactions.
 
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use diesel::connection::{DebugQuery, Instrumentation, InstrumentationEvent, SimpleConnection};
+use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
 use parking_lot::Mutex;
 use r2d2::event::{AcquireEvent, CheckinEvent, CheckoutEvent, ReleaseEvent, TimeoutEvent};
 
+use super::sql_text::sql_without_binds;
 use super::stats::{
     CacheStats, ConnectionStats, DURATION_BUCKETS, FileStats, MemoryStats, PoolName, PoolStats,
     QueryStats, TransactionCounts, TransactionStats, percent, total,
 };
 use crate::database::{
-    CacheCounters, Database, Observer, PoolObserver, is_polling_write_lock, memory_used,
+    CacheCounters, Database, LeaseObserver, Observer, PoolObserver, is_polling_write_lock,
+    memory_used,
 };
 use crate::error::{Result, is_busy_error};
 use crate::pragmas::Role;
@@ -300,6 +301,7 @@ impl Observer for Metrics {
         let slow_query = self.slow_query;
         Some(PoolObserver {
             cache: Arc::clone(&pool.cache),
+            leases: Some(Box::new(PoolEventHandler(Arc::clone(&pool)))),
             events: Box::new(PoolEventHandler(Arc::clone(&pool))),
             statements: Box::new(move || {
                 Box::new(QueryInstrumentation {
@@ -359,6 +361,20 @@ impl r2d2::HandleEvent for PoolEventHandler {
     }
 }
 
+impl LeaseObserver for PoolEventHandler {
+    fn checked_out(&self) {
+        // No wait: the connection was parked or idle.
+        self.0.shard().checkouts.fetch_add(1, Relaxed);
+    }
+
+    fn returned(&self, held: Duration) {
+        let p = self.0.shard();
+        let ns = nanos(held);
+        p.held_ns.fetch_add(ns, Relaxed);
+        record_max(&p.held_max_ns, ns);
+    }
+}
+
 /// Times each statement of one connection. diesel calls it on the thread that runs the
 /// statement, between `StartQuery` and `FinishQuery` (the latter once the last row was read).
 struct QueryInstrumentation {
@@ -400,64 +416,6 @@ impl Instrumentation for QueryInstrumentation {
             }
             _ => {}
         }
-    }
-}
-
-/// The longest SQL text logged; longer statements are cut (at a character boundary) and end
-/// with "...".
-const MAX_LOGGED_SQL: usize = 2048;
-
-/// What diesel's `Display` of a query writes between the SQL and the bind values.
-const BINDS_MARKER: &str = " -- binds: ";
-
-/// Renders a query's SQL without its bind values.
-///
-/// diesel's `Display` writes `<sql> -- binds: [<values>]`; this writer keeps what comes before
-/// the marker and then fails the formatting, so the values are never formatted at all. SQL
-/// passed as text (`batch_execute`) has no binds and is kept whole.
-pub(crate) fn sql_without_binds(query: &dyn DebugQuery) -> String {
-    let mut writer = UntilBinds {
-        out: String::new(),
-        done: false,
-    };
-    // An `Err` here is the writer stopping at the marker (or at the length limit).
-    let _ = fmt::write(&mut writer, format_args!("{query}"));
-    writer.out
-}
-
-struct UntilBinds {
-    out: String,
-    done: bool,
-}
-
-impl fmt::Write for UntilBinds {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        if self.done {
-            return Err(fmt::Error);
-        }
-        // The marker may span two writes: search from where it could start.
-        let from = self.out.len().saturating_sub(BINDS_MARKER.len());
-        self.out.push_str(s);
-        let found = self.out.as_bytes()[from..]
-            .windows(BINDS_MARKER.len())
-            .position(|w| w == BINDS_MARKER.as_bytes());
-        if let Some(at) = found {
-            // The marker starts with an ASCII space, so `from + at` is a character boundary.
-            self.out.truncate(from + at);
-            self.done = true;
-            return Err(fmt::Error);
-        }
-        if self.out.len() > MAX_LOGGED_SQL {
-            let mut cut = MAX_LOGGED_SQL;
-            while !self.out.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            self.out.truncate(cut);
-            self.out.push_str("...");
-            self.done = true;
-            return Err(fmt::Error);
-        }
-        Ok(())
     }
 }
 
@@ -567,11 +525,16 @@ impl Database {
         for &role in roles {
             let pool = self.pool(role);
             let state = pool.state();
-            pools.push(metrics.pool_metrics(role).snapshot(
-                pool.max_size(),
-                state.connections,
-                state.idle_connections,
-            ));
+            pools.push(
+                metrics.pool_metrics(role).snapshot(
+                    pool.max_size(),
+                    state.connections,
+                    // A parked thread-affine connection is idle: no read is using it.
+                    state
+                        .idle_connections
+                        .saturating_add(self.parked_connections(role)),
+                ),
+            );
         }
         let total = total(&pools);
         ConnectionStats {
@@ -597,39 +560,6 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A query whose `Display` is diesel's format: SQL, marker, binds.
-    struct Fake(&'static str, &'static str);
-
-    impl fmt::Display for Fake {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            let sql = self.0.to_owned();
-            write!(f, "{sql}{BINDS_MARKER}{:?}", [self.1])
-        }
-    }
-
-    impl fmt::Debug for Fake {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(self, f)
-        }
-    }
-
-    impl DebugQuery for Fake {}
-
-    #[test]
-    fn bind_values_are_cut_off() {
-        let q = Fake("SELECT * FROM users WHERE email = ?", "secret@example.com");
-        assert_eq!(sql_without_binds(&q), "SELECT * FROM users WHERE email = ?");
-    }
-
-    #[test]
-    fn long_sql_is_cut_at_a_character_boundary() {
-        let long: &'static str = Box::leak("é".repeat(MAX_LOGGED_SQL).into_boxed_str());
-        let out = sql_without_binds(&Fake(long, "secret"));
-        assert!(out.ends_with("..."), "{out}");
-        assert!(out.len() <= MAX_LOGGED_SQL + 3);
-        assert!(!out.contains("secret"));
-    }
 
     #[test]
     fn totals_add_pools_up() {

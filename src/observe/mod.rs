@@ -14,6 +14,7 @@ pub mod health;
 pub mod metrics;
 #[cfg(feature = "metrics-server")]
 mod server;
+mod sql_text;
 pub mod stats;
 
 pub(crate) use collectors::{Metrics, Monitor};
