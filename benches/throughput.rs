@@ -2,12 +2,12 @@
 //! otherwise write, measured side by side in one run on fresh temp-file databases.
 //!
 //! ```text
-//! cargo bench --bench throughput                      # the full table (about 10 minutes)
+//! cargo bench --bench throughput                      # the full table (about 6 minutes)
 //! cargo bench --bench throughput -- --quick           # proves every case runs (CI)
 //! cargo bench --bench throughput -- --only reads,list # some cases (names below)
 //! ```
 //!
-//! Every case runs 3 times; the table shows the median, the min-max and two ratios: to the
+//! Every case runs 5 times (3 with --quick); the table shows the median, the min-max and two ratios: to the
 //! case's floor (its first row, raw SQLite) and to its peer (plain diesel + r2d2 with the same
 //! PRAGMAs). Absolute numbers drift on shared machines; the ratios are what to compare.
 //!
@@ -87,7 +87,9 @@ impl Settings {
         } else {
             Settings {
                 quick,
-                runs: 3,
+                // Five runs: on a shared machine single runs of the same code differ by 10 %
+                // and more; the median of five is what the ratios compare.
+                runs: 5,
                 bulk_rows: 1_000_000,
                 naive_rows: 2_000,
                 table_rows: 100_000,
