@@ -11,7 +11,8 @@
 //! r2d2 stays the pool: it owns every connection, a parked connection is one r2d2 counts as
 //! checked out, and nothing else changes hands. Parking never starves anyone:
 //!
-//! - at most half of the read pool can be parked (one connection per slot);
+//! - at most half of the read pool can be parked (one connection per slot; one slot for a
+//!   pool of one to three);
 //! - a thread that finds neither its slot filled nor an idle connection in r2d2 announces
 //!   itself as a waiter, hands every parked connection back to r2d2, then waits in r2d2
 //!   as before; while anyone waits, returned connections go back to r2d2 instead of a slot
@@ -71,7 +72,8 @@ impl std::fmt::Debug for Affinity {
 }
 
 impl Affinity {
-    /// Slots for a read pool of `pool_size` connections: half of them can be parked.
+    /// Slots for a read pool of `pool_size` connections: half of them (at least one) can be
+    /// parked.
     pub(crate) fn new(pool_size: u32, observer: Option<Box<dyn LeaseObserver>>) -> Affinity {
         let slots = (pool_size / 2).max(1) as usize;
         Affinity {
