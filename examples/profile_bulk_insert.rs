@@ -10,6 +10,8 @@
 //! `insert_into(..).values(&chunk)` statements); `raw` is the floor, one prepared single-row
 //! statement. Defaults: litedal, 1,000,000 rows, 3 runs. Each run uses a new database file.
 
+#[path = "../benches/support/args.rs"]
+mod args;
 #[path = "../benches/support/own_table.rs"]
 mod own_table;
 #[path = "../benches/support/peer.rs"]
@@ -20,8 +22,8 @@ mod raw_sqlite;
 use std::path::Path;
 use std::time::Instant;
 
+use args::arg;
 use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
 use own_table::{NewReading, readings};
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -32,15 +34,7 @@ pub fn plain_diesel(path: &Path, rows: &[NewReading<'_>]) -> BoxResult<usize> {
     let mut conn = pool.get()?;
     conn.batch_execute(own_table::SCHEMA)?;
     let started = Instant::now();
-    let n = conn.immediate_transaction(|conn| {
-        let mut n = 0;
-        for chunk in rows.chunks(500) {
-            n += diesel::insert_into(readings::table)
-                .values(chunk)
-                .execute(conn)?;
-        }
-        diesel::QueryResult::Ok(n)
-    })?;
+    let n = own_table::insert_plain_diesel(&mut conn, rows)?;
     report("plain diesel + r2d2, 500-row statements", n, started);
     Ok(n)
 }
@@ -53,15 +47,9 @@ fn report(what: &str, n: usize, started: Instant) {
 }
 
 fn run() -> BoxResult<()> {
-    let mode = std::env::args().nth(1).unwrap_or_else(|| "litedal".into());
-    let n: usize = std::env::args()
-        .nth(2)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let runs: usize = std::env::args()
-        .nth(3)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(3);
+    let mode: String = arg(1, "litedal".to_owned())?;
+    let n: usize = arg(2, 1_000_000)?;
+    let runs: usize = arg(3, 3)?;
     let sensors = own_table::sensors();
     let rows = own_table::rows(&sensors, n);
     let dir = tempfile::tempdir()?;
@@ -85,18 +73,7 @@ fn run() -> BoxResult<()> {
                 let db = raw_sqlite::open_writer_like_litedal(&path, "FULL")?;
                 db.exec(own_table::SCHEMA)?;
                 let started = Instant::now();
-                let inserted = raw_sqlite::immediate_transaction(&db, || {
-                    let mut stmt = db.prepare(own_table::INSERT_ONE)?;
-                    for row in &rows {
-                        stmt.bind_text(1, row.sensor)?;
-                        stmt.bind_text(2, row.unit)?;
-                        stmt.bind_int(3, row.taken_at)?;
-                        stmt.bind_double(4, row.value)?;
-                        stmt.step()?;
-                        stmt.reset()?;
-                    }
-                    Ok(rows.len())
-                })?;
+                let inserted = own_table::insert_raw(&db, &rows)?;
                 report("raw SQLite, single-row statement", inserted, started);
                 inserted
             }

@@ -11,22 +11,17 @@
 //! alternates the two in 20 rounds on each thread and prints both rates and their ratio,
 //! which cancels most of the drift of a shared machine.
 
+#[path = "../benches/support/args.rs"]
+mod args;
 #[path = "../benches/support/peer.rs"]
 mod peer;
+
+use args::arg;
 
 use diesel::prelude::*;
 use litedal::example::models::{NewUser, User, UserId};
 use litedal::example::repo::Users;
 use litedal::example::schema::users;
-
-fn arg<T: std::str::FromStr>(index: usize, default: T) -> Result<T, String> {
-    match std::env::args().nth(index) {
-        None => Ok(default),
-        Some(text) => text
-            .parse()
-            .map_err(|_| format!("argument {index}: {text:?} is not valid here")),
-    }
-}
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let n: u64 = arg(1, 200_000)?;

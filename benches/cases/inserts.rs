@@ -89,18 +89,7 @@ pub fn own_table(s: &Settings, dir: &Path, table: &mut Table) -> BoxResult<()> {
             raw_sqlite::open_writer_like_litedal(&dir.join(format!("own-raw-{run}.db")), "FULL")?;
         db.exec(own_table::SCHEMA)?;
         let started = Instant::now();
-        let n = raw_sqlite::immediate_transaction(&db, || {
-            let mut stmt = db.prepare(own_table::INSERT_ONE)?;
-            for row in &rows {
-                stmt.bind_text(1, row.sensor)?;
-                stmt.bind_text(2, row.unit)?;
-                stmt.bind_int(3, row.taken_at)?;
-                stmt.bind_double(4, row.value)?;
-                stmt.step()?;
-                stmt.reset()?;
-            }
-            Ok(rows.len())
-        })?;
+        let n = own_table::insert_raw(&db, &rows)?;
         raw.push(per_second(n, started));
         drop(db);
 
@@ -108,15 +97,7 @@ pub fn own_table(s: &Settings, dir: &Path, table: &mut Table) -> BoxResult<()> {
         let mut conn = pool.get()?;
         conn.batch_execute(own_table::SCHEMA)?;
         let started = Instant::now();
-        let n = conn.immediate_transaction(|conn| {
-            let mut n = 0;
-            for chunk in rows.chunks(500) {
-                n += diesel::insert_into(own_table::readings::table)
-                    .values(chunk)
-                    .execute(conn)?;
-            }
-            QueryResult::Ok(n)
-        })?;
+        let n = own_table::insert_plain_diesel(&mut conn, &rows)?;
         peer.push(per_second(n, started));
         drop((conn, pool));
 

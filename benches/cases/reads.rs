@@ -3,6 +3,8 @@
 
 use super::*;
 
+use std::path::PathBuf;
+
 use litedal::example::models::User;
 
 /// Who answers a point read.
@@ -53,18 +55,29 @@ pub fn point_read_run(
     per_thread: usize,
     timed: bool,
 ) -> BoxResult<ReadRun> {
-    type Read = Box<dyn FnMut(i64) -> BoxResult<bool>>;
-    // Every thread builds its own reader (a raw connection is not Send).
-    let make: Arc<dyn Fn() -> BoxResult<Read> + Send + Sync> = match reader {
-        Reader::Raw => {
-            let path = path.to_owned();
-            Arc::new(move || -> BoxResult<Read> {
-                let conn = Box::leak(Box::new(raw_sqlite::open_reader_like_litedal(&path)?));
+    /// What the threads of one variant share (a raw connection is not `Send`: each thread
+    /// opens its own).
+    enum Shared {
+        Raw(PathBuf),
+        Peer(peer::PeerPool),
+        Litedal(Database),
+    }
+    let shared = Arc::new(match reader {
+        Reader::Raw => Shared::Raw(path.to_owned()),
+        Reader::Peer => Shared::Peer(peer::pool(path, 20, false)?),
+        Reader::Litedal => Shared::Litedal(open_litedal(path, |b| b)?),
+    });
+    let (results, seconds) = parallel(threads, move |t| {
+        let lookups =
+            |read: &mut dyn FnMut(i64) -> BoxResult<bool>| read_loop(t, n, per_thread, timed, read);
+        match &*shared {
+            Shared::Raw(path) => {
+                let conn = raw_sqlite::open_reader_like_litedal(path)?;
                 let mut stmt = conn.prepare(&format!(
                     "SELECT {} FROM users WHERE id = ?",
                     raw_sqlite::USER_COLUMNS
                 ))?;
-                Ok(Box::new(move |id| {
+                lookups(&mut |id| {
                     stmt.bind_int(1, id)?;
                     let found = match stmt.step()? {
                         Some(row) => {
@@ -75,53 +88,21 @@ pub fn point_read_run(
                     };
                     stmt.reset()?;
                     Ok(found)
-                }))
-            })
-        }
-        Reader::Peer => {
-            let pool = peer::pool(path, 20, false)?;
-            Arc::new(move || -> BoxResult<Read> {
-                let pool = pool.clone();
-                Ok(Box::new(move |id| {
-                    let mut conn = pool.get()?;
-                    let user = users::table
-                        .find(id)
-                        .select(User::as_select())
-                        .get_result(&mut conn)
-                        .optional()?;
-                    Ok(user.is_some_and(|u| u.id.0 == id))
-                }))
-            })
-        }
-        Reader::Litedal => {
-            let db = open_litedal(path, |b| b)?;
-            Arc::new(move || -> BoxResult<Read> {
-                let db = db.clone();
-                Ok(Box::new(move |id| {
-                    Ok(Users::find(&db, UserId(id))?.is_some_and(|u| u.id.0 == id))
-                }))
-            })
-        }
-    };
-    let (results, seconds) = parallel(threads, move |t| {
-        let mut read = make()?;
-        let mut state = seed(t);
-        let mut latencies = Vec::with_capacity(if timed { per_thread } else { 0 });
-        for _ in 0..per_thread {
-            let id = next_id(&mut state, n);
-            let found = if timed {
-                let started = Instant::now();
-                let found = read(id)?;
-                latencies.push(started.elapsed().as_nanos() as u64);
-                found
-            } else {
-                read(id)?
-            };
-            if !found {
-                return Err(format!("id {id} not found").into());
+                })
+            }
+            Shared::Peer(pool) => lookups(&mut |id| {
+                let mut conn = pool.get()?;
+                let user = users::table
+                    .find(id)
+                    .select(User::as_select())
+                    .get_result(&mut conn)
+                    .optional()?;
+                Ok(user.is_some_and(|u| u.id.0 == id))
+            }),
+            Shared::Litedal(db) => {
+                lookups(&mut |id| Ok(Users::find(db, UserId(id))?.is_some_and(|u| u.id.0 == id)))
             }
         }
-        Ok(latencies)
     })?;
     let mut latencies: Vec<u64> = results.into_iter().flatten().collect();
     latencies.sort_unstable();
@@ -129,6 +110,34 @@ pub fn point_read_run(
         per_second: (threads * per_thread) as f64 / seconds,
         latencies,
     })
+}
+
+/// Thread `t`'s `per_thread` lookups of random ids in `1..=n` through `read`, each checked to
+/// find its row; with `timed`, each lookup's latency in ns.
+fn read_loop(
+    t: usize,
+    n: usize,
+    per_thread: usize,
+    timed: bool,
+    read: &mut dyn FnMut(i64) -> BoxResult<bool>,
+) -> BoxResult<Vec<u64>> {
+    let mut state = seed(t);
+    let mut latencies = Vec::with_capacity(if timed { per_thread } else { 0 });
+    for _ in 0..per_thread {
+        let id = next_id(&mut state, n);
+        let found = if timed {
+            let started = Instant::now();
+            let found = read(id)?;
+            latencies.push(started.elapsed().as_nanos() as u64);
+            found
+        } else {
+            read(id)?
+        };
+        if !found {
+            return Err(format!("id {id} not found").into());
+        }
+    }
+    Ok(latencies)
 }
 
 /// The reads of a child process whose SQLite keeps its own (pthread) mutexes: what an

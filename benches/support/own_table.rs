@@ -32,6 +32,41 @@ pub const SCHEMA: &str = "CREATE TABLE readings (
 pub const INSERT_ONE: &str =
     "INSERT INTO readings (sensor, unit, taken_at, value) VALUES (?, ?, ?, ?)";
 
+/// The raw single-row floor: [`INSERT_ONE`] prepared once, bound and stepped per row, all rows
+/// in one immediate transaction (on a connection from `raw_sqlite`, which both includers
+/// have at their crate root).
+pub fn insert_raw(db: &crate::raw_sqlite::RawDb, rows: &[NewReading<'_>]) -> Result<usize, String> {
+    crate::raw_sqlite::immediate_transaction(db, || {
+        let mut stmt = db.prepare(INSERT_ONE)?;
+        for row in rows {
+            stmt.bind_text(1, row.sensor)?;
+            stmt.bind_text(2, row.unit)?;
+            stmt.bind_int(3, row.taken_at)?;
+            stmt.bind_double(4, row.value)?;
+            stmt.step()?;
+            stmt.reset()?;
+        }
+        Ok(rows.len())
+    })
+}
+
+/// What an application writes with plain diesel: 500-row `insert_into(..).values(&chunk)`
+/// statements in one immediate transaction.
+pub fn insert_plain_diesel(
+    conn: &mut SqliteConnection,
+    rows: &[NewReading<'_>],
+) -> QueryResult<usize> {
+    conn.immediate_transaction(|conn| {
+        let mut n = 0;
+        for chunk in rows.chunks(500) {
+            n += diesel::insert_into(readings::table)
+                .values(chunk)
+                .execute(conn)?;
+        }
+        Ok(n)
+    })
+}
+
 /// A row to insert; the id is the table's rowid, assigned by SQLite.
 #[derive(Insertable, Debug, Clone)]
 #[diesel(table_name = readings, treat_none_as_default_value = false)]
