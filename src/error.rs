@@ -414,6 +414,18 @@ fn is_locked_message(message: &str) -> bool {
     message.contains("database table is locked") || message.contains("database schema is locked")
 }
 
+/// What a constraint error names: the name diesel found, else what follows SQLite's
+/// "... constraint failed: " (`users.email`), else the whole message.
+fn named(name: Option<&str>, message: String) -> String {
+    name.map(str::to_owned)
+        .or_else(|| {
+            message
+                .split_once("failed: ")
+                .map(|(_, rest)| rest.to_owned())
+        })
+        .unwrap_or(message)
+}
+
 impl From<DieselError> for Error {
     fn from(error: DieselError) -> Self {
         match error {
@@ -422,15 +434,7 @@ impl From<DieselError> for Error {
                 let message = info.message().to_owned();
                 match kind {
                     DatabaseErrorKind::UniqueViolation => Error::Conflict {
-                        constraint: info
-                            .constraint_name()
-                            .map(str::to_owned)
-                            .or_else(|| {
-                                message
-                                    .split_once("failed: ")
-                                    .map(|(_, rest)| rest.to_owned())
-                            })
-                            .unwrap_or(message),
+                        constraint: named(info.constraint_name(), message),
                         chunk: None,
                     },
                     DatabaseErrorKind::ForeignKeyViolation => Error::ForeignKey {
@@ -442,15 +446,7 @@ impl From<DieselError> for Error {
                         chunk: None,
                     },
                     DatabaseErrorKind::NotNullViolation => Error::NotNull {
-                        column: info
-                            .column_name()
-                            .map(str::to_owned)
-                            .or_else(|| {
-                                message
-                                    .split_once("failed: ")
-                                    .map(|(_, rest)| rest.to_owned())
-                            })
-                            .unwrap_or(message),
+                        column: named(info.column_name(), message),
                         chunk: None,
                     },
                     DatabaseErrorKind::ReadOnlyTransaction => Error::ReadOnly { message },
