@@ -2,6 +2,8 @@
 //! own rows, both finish with 0 busy errors and their own correct counts, and a later run
 //! clears the rows of both.
 
+mod common;
+
 use std::process::{Command, Stdio};
 
 #[allow(dead_code)]
@@ -57,15 +59,7 @@ fn two_runs_at_once_on_one_file_keep_to_their_own_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blog.db");
     // Create the schema first, so that the two runs start on the same footing.
-    drop(
-        litedal::Database::open(
-            litedal::example::config()
-                .database_url(path.display().to_string())
-                .build()
-                .unwrap(),
-        )
-        .unwrap(),
-    );
+    drop(common::open_example(&path));
     let (a, b) = (spawn(&path), spawn(&path));
     for stdout in [finish(a), finish(b)] {
         assert!(

@@ -20,13 +20,7 @@ const BUSY_MS: &str = "500";
 /// A database with a few users, closed again; its path.
 fn populated(dir: &Path) -> PathBuf {
     let path = dir.join("main.db");
-    let db = Database::open(
-        litedal::example::config()
-            .database_url(path.display().to_string())
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let db = common::open_example(&path);
     let emails: Vec<String> = (0..20).map(|i| format!("c{i}@x.example")).collect();
     let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("c", e)).collect();
     Users::batch_insert(&db, &rows).unwrap();

@@ -2,6 +2,8 @@
 //! disk or an I/O error while the page cache spills): nothing of the transaction may commit,
 //! later statements in the same closure must fail, and the caller gets the original cause.
 
+mod common;
+
 use std::process::{Command, Stdio};
 
 use diesel::prelude::*;
@@ -93,13 +95,7 @@ fn child_run(test: &str, writes: Writes) -> (String, std::path::PathBuf, tempfil
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("safety.db");
     {
-        let db = Database::open(
-            litedal::example::config()
-                .database_url(path.display().to_string())
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+        let db = common::open_example(&path);
         let emails: Vec<String> = (0..200).map(|i| format!("base{i}@x.example")).collect();
         let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("base", e)).collect();
         Users::batch_insert(&db, &rows).unwrap();
@@ -196,13 +192,7 @@ fn assert_all_or_nothing(stdout: &str, path: &std::path::Path, writes: Writes) {
         first.split_whitespace().next().unwrap_or("?")
     );
     // Nothing of the transaction is in the file: only the 200 users committed before it.
-    let db = Database::open(
-        litedal::example::config()
-            .database_url(path.display().to_string())
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let db = common::open_example(path);
     assert!(db.integrity_check(CheckDepth::Full).unwrap().is_empty());
     assert_eq!(Users::count(&db).unwrap(), 200, "{stdout}");
 }
@@ -348,13 +338,7 @@ fn a_relative_url_keeps_naming_the_same_file_after_a_change_of_directory() {
             .is_none(),
         "files appeared in the new working directory"
     );
-    let db = Database::open(
-        litedal::example::config()
-            .database_url(real.display().to_string())
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let db = common::open_example(&real);
     assert_eq!(Users::count(&db).unwrap(), 51);
     drop(db);
     // The backup is of the real database, not of an empty new one.

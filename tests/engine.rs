@@ -625,13 +625,7 @@ fn relative_url_forms_resolve_against_the_working_directory() {
         assert!(status.success(), "{url}");
         let file = dir.path().join(expected);
         assert!(file.is_file(), "{url}: {} missing", file.display());
-        let db = Database::open(
-            litedal::example::config()
-                .database_url(file.display().to_string())
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+        let db = common::open_example(&file);
         assert_eq!(user_count(&db), 1, "{url}");
     }
 }

@@ -1,6 +1,8 @@
 //! Failure injection: a writer that runs out of space must get a clear error, and the
 //! database must stay consistent with every committed row.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
@@ -87,13 +89,7 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
         "unclear error: {error}"
     );
 
-    let db = Database::open(
-        litedal::example::config()
-            .database_url(path.display().to_string())
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let db = common::open_example(&path);
     assert!(db.integrity_check(CheckDepth::Full).unwrap().is_empty());
     assert_eq!(Users::count(&db).unwrap(), 500 + committed.len() as i64);
     for email in emails.iter().chain(&committed) {
@@ -133,13 +129,7 @@ fn a_full_file_system_is_error_disk_full_and_loses_nothing() {
     }
     let _mount = Mount(dir.path().to_path_buf());
     let path = dir.path().join("full.db");
-    let db = Database::open(
-        litedal::example::config()
-            .database_url(path.display().to_string())
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let db = common::open_example(&path);
     let name = "y".repeat(4000);
     let mut committed = Vec::new();
     let error = loop {

@@ -1,10 +1,22 @@
-//! Helpers shared by the integration tests: HTTP, log capture, directory listings.
+//! Helpers shared by the integration tests: opening a database, HTTP, log capture, directory
+//! listings.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The database at `path` with the example domain's migrations and default settings.
+pub fn open_example(path: &std::path::Path) -> litedal::Database {
+    litedal::Database::open(
+        litedal::example::config()
+            .database_url(path.display().to_string())
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
 
 /// One `GET` over a fresh loopback connection; returns the status code and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
