@@ -57,21 +57,26 @@ fn count_placeholders(sql: &str) -> usize {
     count
 }
 
-/// How the rows of one insert model render: the SQL of a single-row `INSERT`, split where
-/// a multi-row statement repeats it.
+/// How the rows of one insert model render as a single-row `INSERT`.
 #[derive(Debug, Clone)]
 pub struct RowShape {
+    /// Bound values of one row.
+    values_per_row: usize,
+    /// The SQL to repeat when every row of this model renders exactly the same: diesel
+    /// itself caches the single-row statement by its type alone (a static query id, and no
+    /// part of the SQL that depends on the values, such as a column left out for a `None`
+    /// field that defaults), so a multi-row statement can be prepared once and reused with
+    /// new bind values. `None`: the rows take diesel's own path.
+    repeated: Option<RepeatedRow>,
+}
+
+/// A single-row `INSERT` split where a multi-row statement repeats it.
+#[derive(Debug, Clone)]
+struct RepeatedRow {
     /// `INSERT INTO t (a, b) VALUES ` (everything before the first row's values).
     prefix: String,
     /// `(?, ?)`: one row's values, repeated (comma-separated) for every row.
     row: String,
-    /// Bound values of one row.
-    values_per_row: usize,
-    /// Every row of this model renders exactly `row`, so a multi-row statement can be
-    /// prepared once and reused with new bind values: diesel itself caches the single-row
-    /// statement by its type alone (a static query id, and no part of the SQL that depends
-    /// on the values, such as a column left out for a `None` field that defaults).
-    reusable: bool,
 }
 
 impl RowShape {
@@ -79,7 +84,9 @@ impl RowShape {
     pub fn values_per_row(&self) -> usize {
         self.values_per_row
     }
+}
 
+impl RepeatedRow {
     /// The SQL of one statement inserting `rows` rows.
     fn sql(&self, rows: usize) -> String {
         let mut sql = String::with_capacity(self.prefix.len() + rows * (self.row.len() + 2));
@@ -108,7 +115,7 @@ pub trait BatchRows<'a, T>: Sized + 'a {
     fn shape(table: T, row: &'a Self) -> diesel::QueryResult<RowShape>;
 
     /// Executes one multi-row `INSERT` of `rows` the way diesel does (rendered and prepared
-    /// for this call), for rows whose shape is not reusable.
+    /// for this call), for rows whose SQL may differ from row to row.
     ///
     /// # Errors
     ///
@@ -119,8 +126,8 @@ pub trait BatchRows<'a, T>: Sized + 'a {
         conn: &mut SqliteConnection,
     ) -> diesel::QueryResult<usize>;
 
-    /// Executes `sql`, a multi-row `INSERT` of `rows` built from their reusable
-    /// [`RowShape`], binding each row's values in order. With `cache`, the prepared
+    /// Executes `sql`, a multi-row `INSERT` of `rows` built from their [`RowShape`] (one
+    /// whose rows all render the same SQL), binding each row's values in order. With `cache`, the prepared
     /// statement stays in the connection's statement cache (keyed by the SQL) for the next
     /// chunk of the same size.
     ///
@@ -158,19 +165,16 @@ where
         // made of quoted identifiers, and values that render as SQL text of their own
         // (literals) make the statement unsafe to cache, so they never get here.
         let split = sql.rfind(") VALUES (").map(|at| at + ") VALUES ".len());
-        Ok(match split {
-            Some(at) if static_sql && sql.ends_with(')') => RowShape {
+        let repeated = match split {
+            Some(at) if static_sql && sql.ends_with(')') => Some(RepeatedRow {
                 prefix: sql[..at].to_owned(),
                 row: sql[at..].to_owned(),
-                values_per_row,
-                reusable: true,
-            },
-            _ => RowShape {
-                prefix: String::new(),
-                row: String::new(),
-                values_per_row,
-                reusable: false,
-            },
+            }),
+            _ => None,
+        };
+        Ok(RowShape {
+            values_per_row,
+            repeated,
         })
     }
 
@@ -208,7 +212,7 @@ where
 /// [`PREPARED_CHUNK_ROWS`] at most for one prepared once and kept.
 fn chunk_rows(shape: &RowShape) -> usize {
     let most = rows_per_statement(shape.values_per_row);
-    if shape.reusable {
+    if shape.repeated.is_some() {
         most.min(PREPARED_CHUNK_ROWS)
     } else {
         most
@@ -259,16 +263,18 @@ where
     let chunk_rows = chunk_rows(&shape);
     let count = rows.len().div_ceil(chunk_rows);
     // The statement of a full chunk, rendered once and prepared once per connection.
-    let full_sql = shape.reusable.then(|| shape.sql(chunk_rows));
+    let prepared = shape.repeated.as_ref().map(|r| (r, r.sql(chunk_rows)));
     let mut inserted = 0;
     for (index, chunk) in rows.chunks(chunk_rows).enumerate() {
-        let result = match &full_sql {
-            Some(sql) if chunk.len() == chunk_rows => {
-                R::insert_prepared(table, chunk, sql.clone(), true, conn)
+        let result = match &prepared {
+            Some((_, full_sql)) if chunk.len() == chunk_rows => {
+                R::insert_prepared(table, chunk, full_sql.clone(), true, conn)
             }
             // The last, shorter chunk: prepared for this call only, so that batches of
             // many different sizes do not fill the statement cache.
-            Some(_) => R::insert_prepared(table, chunk, shape.sql(chunk.len()), false, conn),
+            Some((repeated, _)) => {
+                R::insert_prepared(table, chunk, repeated.sql(chunk.len()), false, conn)
+            }
             None => R::insert_chunk(table, chunk, conn),
         };
         inserted += result.map_err(|e| {
