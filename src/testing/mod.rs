@@ -16,6 +16,9 @@
 //! # Ok::<(), litedal::Error>(())
 //! ```
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 use std::path::{Path, PathBuf};
 
 use diesel_migrations::EmbeddedMigrations;
