@@ -74,7 +74,8 @@ pub enum Error {
     /// A UNIQUE or PRIMARY KEY constraint failed.
     #[error("unique constraint failed: {constraint}{}", chunk_suffix(chunk))]
     Conflict {
-        /// The constraint as SQLite reports it, e.g. `users.email`.
+        /// The key as `table.column` on both engines, e.g. `users.email` (`t.a, t.b` for a key
+        /// of several columns; on PostgreSQL the constraint's name for a key on an expression).
         constraint: String,
         /// The statement of a batch insert that failed, if it was one.
         chunk: Option<BatchChunk>,
@@ -92,7 +93,7 @@ pub enum Error {
     /// A NOT NULL constraint failed.
     #[error("not null constraint failed: {column}{}", chunk_suffix(chunk))]
     NotNull {
-        /// The column as SQLite reports it, e.g. `users.name`.
+        /// The column as `table.column` on both engines, e.g. `users.name`.
         column: String,
         /// The statement of a batch insert that failed, if it was one.
         chunk: Option<BatchChunk>,
@@ -409,6 +410,32 @@ fn is_busy_message(message: &str) -> bool {
     message.contains("database is locked")
 }
 
+/// PostgreSQL's messages for a lock that could not be had in time (lock_timeout, NOWAIT) and
+/// for statement_timeout (SQLSTATE 55P03 and 57014; diesel does not expose the SQLSTATE).
+fn is_pg_timeout_message(message: &str) -> bool {
+    message.starts_with("canceling statement due to lock timeout")
+        || message.starts_with("canceling statement due to statement timeout")
+        || message.starts_with("could not obtain lock on")
+}
+
+/// A unique key as `table.column` (`table.a, table.b` for several), the form SQLite's message
+/// has, from PostgreSQL's detail `Key (email)=(...) already exists.`; `None` for SQLite (no
+/// detail) and for keys on expressions.
+fn key_columns(table: Option<&str>, details: Option<&str>) -> Option<String> {
+    let table = table?;
+    let columns = details?.strip_prefix("Key (")?.split_once(")=(")?.0;
+    if columns.contains(['(', ')']) {
+        return None;
+    }
+    Some(
+        columns
+            .split(", ")
+            .map(|column| format!("{table}.{}", column.trim_matches('"')))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
 /// SQLite's messages for SQLITE_LOCKED.
 fn is_locked_message(message: &str) -> bool {
     message.contains("database table is locked") || message.contains("database schema is locked")
@@ -434,7 +461,8 @@ impl From<DieselError> for Error {
                 let message = info.message().to_owned();
                 match kind {
                     DatabaseErrorKind::UniqueViolation => Error::Conflict {
-                        constraint: named(info.constraint_name(), message),
+                        constraint: key_columns(info.table_name(), info.details())
+                            .unwrap_or_else(|| named(info.constraint_name(), message)),
                         chunk: None,
                     },
                     DatabaseErrorKind::ForeignKeyViolation => Error::ForeignKey {
@@ -446,11 +474,16 @@ impl From<DieselError> for Error {
                         chunk: None,
                     },
                     DatabaseErrorKind::NotNullViolation => Error::NotNull {
-                        column: named(info.column_name(), message),
+                        column: match (info.table_name(), info.column_name()) {
+                            (Some(table), Some(column)) => format!("{table}.{column}"),
+                            _ => named(info.column_name(), message),
+                        },
                         chunk: None,
                     },
                     DatabaseErrorKind::ReadOnlyTransaction => Error::ReadOnly { message },
-                    _ if is_busy_message(&message) => Error::Busy,
+                    _ if is_busy_message(&message) || is_pg_timeout_message(&message) => {
+                        Error::Busy
+                    }
                     _ if is_locked_message(&message) => Error::Locked { message },
                     _ if message.contains("readonly database") => Error::ReadOnly { message },
                     _ if message.contains("database or disk is full") => {
@@ -509,6 +542,25 @@ mod tests {
 
     fn db_error(kind: DatabaseErrorKind, message: &str) -> DieselError {
         DieselError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn postgres_key_details_become_table_columns() {
+        let details = Some("Key (email)=(a@x.example) already exists.");
+        assert_eq!(
+            key_columns(Some("users"), details).as_deref(),
+            Some("users.email")
+        );
+        let two = Some(r#"Key (a, "B")=(1, 2) already exists."#);
+        assert_eq!(key_columns(Some("t"), two).as_deref(), Some("t.a, t.B"));
+        let expression = Some("Key (lower(email))=(a@x.example) already exists.");
+        assert_eq!(key_columns(Some("users"), expression), None);
+        assert_eq!(key_columns(None, details), None);
+        assert_eq!(key_columns(Some("users"), None), None);
+        assert!(is_pg_timeout_message(
+            "canceling statement due to lock timeout"
+        ));
+        assert!(!is_pg_timeout_message("syntax error at or near"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 // The layers, from the bottom up (see the README's code map): `error`, `url`, `pragmas` and
 // `config`; the core `database`; `upkeep` and `observe` beside it; `open`, which composes them;
-// the building blocks `executor`, `paging`, `batch`, `migrate`; the reference domain `example`
+// the building blocks `engine`, `executor`, `paging`, `batch`, `migrate`; the reference domain `example`
 // (feature `example-domain`).
 
 #[cfg(feature = "tokio")]
@@ -13,6 +13,7 @@ pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod engine;
 pub mod error;
 #[cfg(feature = "example-domain")]
 pub mod example;

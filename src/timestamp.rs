@@ -40,6 +40,14 @@ use diesel::sqlite::SqliteValue;
 pub struct DbTimestamp(pub NaiveDateTime);
 
 impl DbTimestamp {
+    /// The value truncated to the millisecond, the precision the database keeps.
+    #[cfg(feature = "postgres")]
+    fn millis(&self) -> NaiveDateTime {
+        use chrono::Timelike;
+        let nanos = self.0.nanosecond() / 1_000_000 * 1_000_000;
+        self.0.with_nanosecond(nanos).unwrap_or(self.0)
+    }
+
     fn text(&self) -> String {
         self.0.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
     }
@@ -124,6 +132,26 @@ impl FromSql<Timestamp, Sqlite> for StoredTimestamp {
             return Ok(StoredTimestamp(parsed));
         }
         <NaiveDateTime as FromSql<Timestamp, Sqlite>>::from_sql(value).map(StoredTimestamp)
+    }
+}
+
+/// On PostgreSQL the stored value is binary (microseconds since 2000-01-01), so diesel's own
+/// decoding is already fast.
+#[cfg(feature = "postgres")]
+impl FromSql<Timestamp, diesel::pg::Pg> for StoredTimestamp {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> deserialize::Result<Self> {
+        <NaiveDateTime as FromSql<Timestamp, diesel::pg::Pg>>::from_sql(value).map(StoredTimestamp)
+    }
+}
+
+/// Binds the value truncated to the millisecond, as SQLite's text form is: PostgreSQL's
+/// `timestamp(3)` columns would round a finer value instead, and a keyset cursor must mean the
+/// same instant on both engines.
+#[cfg(feature = "postgres")]
+impl ToSql<Timestamp, diesel::pg::Pg> for DbTimestamp {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, diesel::pg::Pg>) -> diesel::serialize::Result {
+        let at = self.millis();
+        <NaiveDateTime as ToSql<Timestamp, diesel::pg::Pg>>::to_sql(&at, &mut out.reborrow())
     }
 }
 

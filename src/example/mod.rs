@@ -29,6 +29,12 @@ use crate::config::{Config, ConfigBuilder};
 /// time from `migrations/`.
 pub const MIGRATIONS: EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations");
 
+/// The same migrations for PostgreSQL, from `migrations_postgres/` (feature `postgres`): the
+/// same tables, columns, constraint and index names, so `schema.rs` serves both engines.
+#[cfg(feature = "postgres")]
+pub const MIGRATIONS_POSTGRES: EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations_postgres");
+
 /// A configuration builder with the defaults and the reference domain's [`MIGRATIONS`].
 pub fn config() -> ConfigBuilder {
     Config::builder().migrations(&MIGRATIONS)

@@ -26,6 +26,7 @@ crate::typed_id! {
     Deserialize,
 )]
 #[diesel(table_name = posts, belongs_to(User), check_for_backend(diesel::sqlite::Sqlite))]
+#[cfg_attr(feature = "postgres", diesel(check_for_backend(diesel::pg::Pg)))]
 pub struct Post {
     /// Primary key.
     pub id: PostId,
@@ -46,6 +47,7 @@ pub struct Post {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Insertable, Serialize)]
 #[diesel(table_name = posts, treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[cfg_attr(feature = "postgres", diesel(check_for_backend(diesel::pg::Pg)))]
 pub struct NewPost<'a> {
     /// The author; must exist (`Error::ForeignKey` otherwise).
     pub user_id: UserId,
@@ -72,6 +74,7 @@ pub struct PostChanges {
 /// A post with its author, loaded in one statement (an inner join).
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[cfg_attr(feature = "postgres", diesel(check_for_backend(diesel::pg::Pg)))]
 pub struct PostWithAuthor {
     /// The post.
     #[diesel(embed)]

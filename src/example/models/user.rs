@@ -16,6 +16,7 @@ crate::typed_id! {
     Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable, Serialize, Deserialize,
 )]
 #[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite))]
+#[cfg_attr(feature = "postgres", diesel(check_for_backend(diesel::pg::Pg)))]
 pub struct User {
     /// Primary key.
     pub id: UserId,
@@ -37,6 +38,7 @@ pub struct User {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Insertable, Serialize)]
 #[diesel(table_name = users, treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[cfg_attr(feature = "postgres", diesel(check_for_backend(diesel::pg::Pg)))]
 pub struct NewUser<'a> {
     /// Display name.
     pub name: &'a str,

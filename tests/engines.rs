@@ -1,0 +1,231 @@
+//! One query body, two engines: the reference models, typed ids, timestamps and error mapping
+//! on SQLite and on a real PostgreSQL server (a throwaway `PgCluster`), through
+//! `litedal::on_engine!` and `AnyConnection`.
+
+use std::time::Duration;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel_migrations::MigrationHarness;
+use litedal::engine::{AnyConnection, Engine};
+use litedal::example::models::{NewUser, User, UserId};
+use litedal::example::schema::users;
+use litedal::testing::postgres::PgCluster;
+use litedal::{DbTimestamp, Error};
+
+/// Both engines, migrated: SQLite in a temp file, PostgreSQL in a database of `cluster`.
+fn engines(cluster: &PgCluster, dir: &tempfile::TempDir, name: &str) -> Vec<AnyConnection> {
+    let path = dir.path().join(format!("{name}.db"));
+    let mut sqlite = diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
+    sqlite.batch_execute("PRAGMA foreign_keys = ON").unwrap();
+    sqlite
+        .run_pending_migrations(litedal::example::MIGRATIONS)
+        .unwrap();
+    let url = cluster.create_database(name).unwrap();
+    let mut pg = diesel::PgConnection::establish(&url).unwrap();
+    pg.run_pending_migrations(litedal::example::MIGRATIONS_POSTGRES)
+        .unwrap();
+    vec![AnyConnection::Sqlite(sqlite), AnyConnection::Postgresql(pg)]
+}
+
+fn engine_name(conn: &mut AnyConnection) -> &'static str {
+    match conn {
+        AnyConnection::Sqlite(_) => "sqlite",
+        AnyConnection::Postgresql(_) => "postgres",
+    }
+}
+
+/// Written once: insert, returning the stored row.
+fn insert(conn: &mut impl Engine, name: &str, email: &str) -> Result<User, Error> {
+    let new = NewUser::new(name, email);
+    Ok(litedal::on_engine!(conn, |c| diesel::insert_into(
+        users::table
+    )
+    .values(&new)
+    .returning(User::as_returning())
+    .get_result(c))?)
+}
+
+/// Written once: a keyset page in (created_at, id) order after a cursor.
+fn page_after(
+    conn: &mut impl Engine,
+    at: NaiveDateTime,
+    id: UserId,
+    limit: i64,
+) -> Result<Vec<User>, Error> {
+    let at = DbTimestamp(at);
+    Ok(litedal::on_engine!(conn, |c| users::table
+        .filter(
+            users::created_at
+                .ge(at)
+                .and(users::created_at.gt(at).or(users::id.gt(id)))
+        )
+        .order((users::created_at.asc(), users::id.asc()))
+        .limit(limit)
+        .select(User::as_select())
+        .load(c))?)
+}
+
+fn set_created_at(conn: &mut impl Engine, id: UserId, at: NaiveDateTime) -> Result<usize, Error> {
+    Ok(litedal::on_engine!(conn, |c| diesel::update(
+        users::table.find(id)
+    )
+    .set(users::created_at.eq(DbTimestamp(at)))
+    .execute(c))?)
+}
+
+fn at(h: u32, m: u32, s: u32, nanos: u32) -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(2026, 12, 2)
+        .unwrap()
+        .and_hms_nano_opt(h, m, s, nanos)
+        .unwrap()
+}
+
+#[test]
+fn models_ids_timestamps_and_keyset_pages_agree_on_both_engines() {
+    let Some(cluster) = PgCluster::start_or_skip("engines: models").unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut results = Vec::new();
+    for mut conn in engines(&cluster, &dir, "models") {
+        let engine = engine_name(&mut conn);
+        let mut ids = Vec::new();
+        for i in 0..6 {
+            let user = insert(&mut conn, &format!("user {i}"), &format!("u{i}@x.example"))
+                .unwrap_or_else(|e| panic!("{engine}: {e}"));
+            assert_eq!(user.email, format!("u{i}@x.example"), "{engine}");
+            assert!(user.active, "{engine}");
+            ids.push(user.id);
+        }
+        assert_eq!(ids, (1..=6).map(UserId).collect::<Vec<_>>(), "{engine}");
+        // Timestamps finer than a millisecond are stored truncated on both engines (SQLite's
+        // text form truncates; PostgreSQL's timestamp(3) would round .9996 up).
+        let times = [
+            at(12, 0, 0, 999_600_000),
+            at(12, 0, 0, 123_456_789),
+            at(12, 0, 0, 123_456_789),
+            at(11, 59, 59, 0),
+            at(12, 0, 1, 500_000_000),
+            at(12, 0, 0, 999_999_999),
+        ];
+        for (id, time) in ids.iter().zip(times) {
+            assert_eq!(set_created_at(&mut conn, *id, time).unwrap(), 1, "{engine}");
+        }
+        let all = page_after(&mut conn, at(0, 0, 0, 0), UserId(0), 100).unwrap();
+        let order: Vec<(i64, NaiveDateTime)> =
+            all.iter().map(|u| (u.id.get(), u.created_at)).collect();
+        assert_eq!(
+            order,
+            vec![
+                (4, at(11, 59, 59, 0)),
+                (2, at(12, 0, 0, 123_000_000)),
+                (3, at(12, 0, 0, 123_000_000)),
+                (1, at(12, 0, 0, 999_000_000)),
+                (6, at(12, 0, 0, 999_000_000)),
+                (5, at(12, 0, 1, 500_000_000)),
+            ],
+            "{engine}"
+        );
+        // A cursor on a row with a tied timestamp continues after it, not at it, even when
+        // the cursor's time has more precision than the column.
+        let next = page_after(&mut conn, at(12, 0, 0, 123_456_789), UserId(2), 2).unwrap();
+        let next_ids: Vec<i64> = next.iter().map(|u| u.id.get()).collect();
+        assert_eq!(next_ids, vec![3, 1], "{engine}");
+        results.push(all);
+    }
+    // The same rows, field for field, apart from updated_at (set by each database's clock).
+    let strip = |users: &[User]| -> Vec<(UserId, String, String, bool, NaiveDateTime)> {
+        users
+            .iter()
+            .map(|u| {
+                (
+                    u.id,
+                    u.name.clone(),
+                    u.email.clone(),
+                    u.active,
+                    u.created_at,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(&results[0]), strip(&results[1]));
+}
+
+#[test]
+fn constraint_errors_map_to_the_same_variants_on_both_engines() {
+    let Some(cluster) = PgCluster::start_or_skip("engines: errors").unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for mut conn in engines(&cluster, &dir, "errors") {
+        let engine = engine_name(&mut conn);
+        insert(&mut conn, "a", "a@x.example").unwrap();
+        match insert(&mut conn, "b", "a@x.example") {
+            Err(Error::Conflict { constraint, .. }) => {
+                assert_eq!(constraint, "users.email", "{engine}")
+            }
+            other => panic!("{engine}: {other:?}"),
+        }
+        let null_name = litedal::on_engine!(&mut conn, |c| diesel::sql_query(
+            "INSERT INTO users (name, email) VALUES (NULL, 'n@x.example')"
+        )
+        .execute(c));
+        match null_name.map_err(Error::from) {
+            Err(Error::NotNull { column, .. }) => assert_eq!(column, "users.name", "{engine}"),
+            other => panic!("{engine}: {other:?}"),
+        }
+        let orphan = litedal::on_engine!(&mut conn, |c| diesel::sql_query(
+            "INSERT INTO posts (user_id, title, body) VALUES (999, 't', 'b')"
+        )
+        .execute(c));
+        assert!(
+            matches!(orphan.map_err(Error::from), Err(Error::ForeignKey { .. })),
+            "{engine}"
+        );
+        let missing = litedal::on_engine!(&mut conn, |c| users::table
+            .find(UserId(999))
+            .select(User::as_select())
+            .get_result(c));
+        assert!(
+            matches!(missing.map_err(Error::from), Err(Error::NotFound)),
+            "{engine}"
+        );
+    }
+}
+
+#[test]
+fn a_postgres_lock_or_statement_timeout_is_busy() {
+    let Some(cluster) = PgCluster::start_or_skip("engines: busy").unwrap() else {
+        return;
+    };
+    let url = cluster.create_database("busy").unwrap();
+    let mut holder = diesel::PgConnection::establish(&url).unwrap();
+    holder
+        .batch_execute(
+            "CREATE TABLE t (id bigint PRIMARY KEY, n bigint); INSERT INTO t VALUES (1, 0)",
+        )
+        .unwrap();
+    holder
+        .batch_execute("BEGIN; UPDATE t SET n = n + 1 WHERE id = 1")
+        .unwrap();
+    let mut waiter = diesel::PgConnection::establish(&url).unwrap();
+    waiter.batch_execute("SET lock_timeout = '100ms'").unwrap();
+    let started = std::time::Instant::now();
+    let blocked = waiter.batch_execute("UPDATE t SET n = n + 1 WHERE id = 1");
+    assert!(
+        matches!(blocked.map_err(Error::from), Err(Error::Busy)),
+        "a lock timeout"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    waiter
+        .batch_execute("SET lock_timeout = 0; SET statement_timeout = '50ms'")
+        .unwrap();
+    let slow = waiter.batch_execute("SELECT pg_sleep(5)");
+    assert!(
+        matches!(slow.map_err(Error::from), Err(Error::Busy)),
+        "a statement timeout"
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+}
