@@ -24,6 +24,7 @@ use diesel::sqlite::{Sqlite, SqliteConnection, SqliteQueryBuilder};
 use diesel::{Insertable, Table};
 
 use crate::database::{Database, write_on};
+use crate::engine::{EngineKind, SqliteEngine};
 use crate::error::{BatchChunk, Error, Result};
 
 /// SQLite's limit on bound values per statement (SQLITE_MAX_VARIABLE_NUMBER of the bundled
@@ -208,6 +209,51 @@ where
     }
 }
 
+/// Rows that can be bulk-inserted into `T` on the engines of `E`: on SQLite every
+/// [`BatchRows`] type, and with the `postgres` feature on either engine every type that is
+/// also insertable on PostgreSQL. Implemented by litedal for all of them; the bound of
+/// [`Executor::batch_insert`](crate::Executor::batch_insert).
+pub trait EngineRows<'a, T, E: EngineKind>: Sized + 'a {
+    /// Inserts `rows` on `conn`, already inside the transaction that makes them all or
+    /// nothing, and returns the row count.
+    ///
+    /// # Errors
+    ///
+    /// The first failing statement's error, naming its chunk.
+    fn insert_rows(conn: &mut E::Conn<'_>, table: T, rows: &'a [Self]) -> Result<usize>;
+}
+
+impl<'a, T, R> EngineRows<'a, T, SqliteEngine> for R
+where
+    T: Copy,
+    R: BatchRows<'a, T>,
+{
+    fn insert_rows(conn: &mut SqliteConnection, table: T, rows: &'a [R]) -> Result<usize> {
+        insert_chunks(conn, table, rows)
+    }
+}
+
+/// On either engine: SQLite's chunker or PostgreSQL's multi-row statements.
+#[cfg(feature = "postgres")]
+impl<'a, T, R> EngineRows<'a, T, crate::engine::AnyEngine> for R
+where
+    T: Copy,
+    R: BatchRows<'a, T> + crate::postgres::PgRows<'a, T>,
+{
+    fn insert_rows(
+        conn: &mut crate::engine::EngineRef<'_>,
+        table: T,
+        rows: &'a [R],
+    ) -> Result<usize> {
+        match conn {
+            crate::engine::EngineRef::Sqlite(conn) => insert_chunks(conn, table, rows),
+            crate::engine::EngineRef::Postgres(conn) => {
+                crate::postgres::insert_chunks_pg(conn, table, rows)
+            }
+        }
+    }
+}
+
 /// Rows per statement: as many as SQLite takes for a statement rendered for one call;
 /// [`PREPARED_CHUNK_ROWS`] at most for one prepared once and kept.
 fn chunk_rows(shape: &RowShape) -> usize {
@@ -316,9 +362,9 @@ impl Database {
     pub fn batch_insert<'a, T, R>(&self, table: T, rows: &'a [R]) -> Result<usize>
     where
         T: Copy,
-        R: BatchRows<'a, T>,
+        R: EngineRows<'a, T, SqliteEngine>,
     {
-        let inserted = self.transaction(|conn| insert_chunks(conn, table, rows))?;
+        let inserted = self.transaction(|conn| R::insert_rows(conn, table, rows))?;
         if inserted >= OPTIMIZE_AFTER_ROWS {
             // Statistics for the query planner: without them, a filter on a column with few
             // distinct values (`active`) picks its index and sorts every match instead of

@@ -72,11 +72,57 @@ pub trait Engine: sealed::Sealed {
     fn as_engine(&mut self) -> EngineRef<'_>;
 }
 
+/// Which engines an [`Executor`](crate::Executor) runs on, and so what its closures get:
+/// [`SqliteEngine`] (the default: `&mut SqliteConnection`, exactly as without PostgreSQL) or
+/// [`AnyEngine`] (feature `postgres`: `&mut EngineRef`, either engine, for
+/// [`on_engine!`](crate::on_engine)). Sealed.
+pub trait EngineKind: sealed::SealedKind + 'static {
+    /// The connection an executor's closure receives.
+    type Conn<'c>: Engine;
+}
+
+/// SQLite only: closures get `&mut SqliteConnection`.
+#[derive(Debug, Clone, Copy)]
+pub enum SqliteEngine {}
+
+impl EngineKind for SqliteEngine {
+    type Conn<'c> = SqliteConnection;
+}
+
+/// SQLite or PostgreSQL, chosen at run time (feature `postgres`): closures get
+/// `&mut EngineRef` and run their queries through [`on_engine!`](crate::on_engine).
+#[cfg(feature = "postgres")]
+#[derive(Debug, Clone, Copy)]
+pub enum AnyEngine {}
+
+#[cfg(feature = "postgres")]
+impl EngineKind for AnyEngine {
+    type Conn<'c> = EngineRef<'c>;
+}
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for diesel::sqlite::SqliteConnection {}
+    impl Sealed for super::EngineRef<'_> {}
     #[cfg(feature = "postgres")]
     impl Sealed for super::AnyConnection {}
+
+    pub trait SealedKind {}
+    impl SealedKind for super::SqliteEngine {}
+    #[cfg(feature = "postgres")]
+    impl SealedKind for super::AnyEngine {}
+}
+
+/// A borrowed engine connection is one too (nested operations reborrow it).
+impl Engine for EngineRef<'_> {
+    #[inline]
+    fn as_engine(&mut self) -> EngineRef<'_> {
+        match self {
+            EngineRef::Sqlite(conn) => EngineRef::Sqlite(conn),
+            #[cfg(feature = "postgres")]
+            EngineRef::Postgres(conn) => EngineRef::Postgres(conn),
+        }
+    }
 }
 
 impl Engine for SqliteConnection {

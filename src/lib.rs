@@ -22,6 +22,8 @@ pub mod migrate;
 pub mod observe;
 mod open;
 pub mod paging;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod pragmas;
 #[cfg(feature = "testing")]
 pub mod testing;

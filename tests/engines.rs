@@ -229,3 +229,224 @@ fn a_postgres_lock_or_statement_timeout_is_busy() {
     );
     holder.batch_execute("ROLLBACK").unwrap();
 }
+
+use litedal::Limit;
+use litedal::example::models::{NewPost, UserChanges};
+use litedal::example::repo::{Posts, UserOrder, Users};
+
+#[test]
+fn the_repositories_run_unchanged_on_both_engines() {
+    let Some(cluster) = PgCluster::start_or_skip("engines: repositories").unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut outcomes = Vec::new();
+    for mut conn in engines(&cluster, &dir, "repositories") {
+        let engine = engine_name(&mut conn);
+        // 25,000 rows: more than one PostgreSQL statement (65,535 values / 6 columns) and
+        // several SQLite ones.
+        let emails: Vec<String> = (0..25_000).map(|i| format!("u{i:05}@x.example")).collect();
+        let rows: Vec<NewUser> = emails
+            .iter()
+            .enumerate()
+            .map(|(i, e)| NewUser {
+                name: if i % 2 == 0 { "Even" } else { "odd" },
+                email: e,
+                active: i % 3 != 0,
+            })
+            .collect();
+        assert_eq!(
+            Users::batch_insert(&mut conn, &rows).unwrap(),
+            25_000,
+            "{engine}"
+        );
+        assert_eq!(Users::count(&mut conn).unwrap(), 25_000, "{engine}");
+
+        // A batch with a duplicate in its second chunk keeps nothing and names the chunk.
+        let fresh: Vec<String> = (0..20_000)
+            .map(|i| match i {
+                15_000 => emails[7].clone(),
+                _ => format!("n{i}@y.example"),
+            })
+            .collect();
+        let again: Vec<NewUser> = fresh.iter().map(|e| NewUser::new("new", e)).collect();
+        match Users::batch_insert(&mut conn, &again) {
+            Err(Error::Conflict {
+                constraint,
+                chunk: Some(chunk),
+            }) => {
+                assert_eq!(constraint, "users.email", "{engine}");
+                assert!(chunk.rows.contains(&15_000), "{engine}: {chunk}");
+                assert!(chunk.index >= 1, "{engine}: {chunk}");
+            }
+            other => panic!("{engine}: {other:?}"),
+        }
+        assert_eq!(Users::count(&mut conn).unwrap(), 25_000, "{engine}");
+
+        let found = Users::find_by_email(&mut conn, "u00042@x.example")
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, UserId(43), "{engine}");
+        assert_eq!(Users::find(&mut conn, found.id).unwrap().unwrap(), found);
+        let renamed = Users::update(
+            &mut conn,
+            found.id,
+            &UserChanges {
+                name: Some("Renamed".into()),
+                ..UserChanges::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(renamed.name, "Renamed", "{engine}");
+        assert!(!Users::deactivate(&mut conn, found.id).unwrap().active);
+        let post = Posts::insert(
+            &mut conn,
+            &NewPost {
+                user_id: found.id,
+                title: "t",
+                body: "b",
+                published: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            Posts::by_user(&mut conn, found.id, Limit::new(10).unwrap()).unwrap(),
+            vec![post.clone()]
+        );
+        let with_authors = Posts::recent_with_authors(&mut conn, Limit::new(5).unwrap()).unwrap();
+        assert_eq!(with_authors[0].author.id, found.id, "{engine}");
+        Users::delete(&mut conn, found.id).unwrap();
+        assert_eq!(
+            Posts::find(&mut conn, post.id).unwrap(),
+            None,
+            "{engine}: cascade"
+        );
+        assert!(matches!(
+            Users::delete(&mut conn, found.id),
+            Err(Error::NotFound)
+        ));
+
+        // Typed queries and keyset pages: filters, both orders, pages that meet exactly.
+        let mut seen = Vec::new();
+        let mut query = Users::query()
+            .active(true)
+            .name_prefix("Ev")
+            .email_domain("x.example")
+            .order(UserOrder::IdDesc)
+            .limit(Limit::new(1_000).unwrap());
+        loop {
+            let page = query.clone().page(&mut conn).unwrap();
+            seen.extend(page.items.iter().map(|u| u.id.get()));
+            match page.next {
+                Some(cursor) => query = query.after(cursor),
+                None => break,
+            }
+        }
+        let expected: Vec<i64> = (0..25_000i64)
+            .rev()
+            .filter(|i| i % 2 == 0 && i % 3 != 0 && *i != 42)
+            .map(|i| i + 1)
+            .collect();
+        assert_eq!(seen, expected, "{engine}");
+        let oldest = Users::query()
+            .order(UserOrder::CreatedAsc)
+            .limit(Limit::new(3).unwrap())
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(oldest.len(), 3, "{engine}");
+        outcomes.push((seen.len(), Users::count(&mut conn).unwrap()));
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+}
+
+#[test]
+fn writes_commit_roll_back_and_nest_the_same_way_on_both_engines() {
+    use litedal::Executor;
+    let Some(cluster) = PgCluster::start_or_skip("engines: transactions").unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for mut conn in engines(&cluster, &dir, "transactions") {
+        let engine = engine_name(&mut conn);
+        // Err rolls the whole write back.
+        let failed: Result<(), Error> = (&mut conn).write(|tx| {
+            Users::insert(&mut *tx, &NewUser::new("a", "a@x.example"))?;
+            Err(Error::NotFound)
+        });
+        assert!(matches!(failed, Err(Error::NotFound)), "{engine}");
+        assert_eq!(Users::count(&mut conn).unwrap(), 0, "{engine}");
+        // A failed nested operation is a savepoint: the rest commits.
+        (&mut conn)
+            .write(|tx| {
+                Users::insert(&mut *tx, &NewUser::new("a", "a@x.example"))?;
+                let duplicate = Users::insert(&mut *tx, &NewUser::new("b", "a@x.example"));
+                assert!(matches!(duplicate, Err(Error::Conflict { .. })), "{engine}");
+                Users::insert(&mut *tx, &NewUser::new("c", "c@x.example"))?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(Users::count(&mut conn).unwrap(), 2, "{engine}");
+        // A panic rolls back and the connection stays usable.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = (&mut conn).write(|tx| -> Result<(), Error> {
+                Users::insert(&mut *tx, &NewUser::new("d", "d@x.example"))?;
+                panic!("in the middle of a write")
+            });
+        }));
+        assert!(panicked.is_err(), "{engine}");
+        assert_eq!(Users::count(&mut conn).unwrap(), 2, "{engine}");
+    }
+}
+
+#[test]
+fn concurrent_read_modify_write_loses_no_update_on_postgres() {
+    use litedal::Executor;
+    let Some(cluster) = PgCluster::start_or_skip("engines: counter").unwrap() else {
+        return;
+    };
+    let url = cluster.create_database("counter").unwrap();
+    let mut setup = diesel::PgConnection::establish(&url).unwrap();
+    setup
+        .batch_execute("CREATE TABLE counter (id bigint PRIMARY KEY, n bigint NOT NULL); INSERT INTO counter VALUES (1, 0)")
+        .unwrap();
+    diesel::table! {
+        counter (id) {
+            id -> BigInt,
+            n -> BigInt,
+        }
+    }
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut conn =
+                    AnyConnection::Postgresql(diesel::PgConnection::establish(&url).unwrap());
+                for _ in 0..250 {
+                    (&mut conn)
+                        .write(|tx| {
+                            // Read, compute in Rust, write back: a lost update unless the
+                            // writes are serialized.
+                            let n: i64 = litedal::on_engine!(tx, |c| counter::table
+                                .find(1)
+                                .select(counter::n)
+                                .get_result(c))?;
+                            litedal::on_engine!(tx, |c| diesel::update(counter::table.find(1))
+                                .set(counter::n.eq(n + 1))
+                                .execute(c))?;
+                            Ok(())
+                        })
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let n: i64 = counter::table
+        .find(1)
+        .select(counter::n)
+        .get_result(&mut setup)
+        .unwrap();
+    assert_eq!(n, 1000);
+}

@@ -2,6 +2,8 @@
 
 use diesel::prelude::*;
 
+use crate::batch::EngineRows;
+use crate::engine::EngineKind;
 use crate::error::{Error, Result};
 use crate::example::models::{NewPost, Post, PostChanges, PostId, PostWithAuthor, User, UserId};
 use crate::example::schema::{posts, users};
@@ -18,12 +20,14 @@ impl Posts {
     /// # Errors
     ///
     /// [`Error::ForeignKey`] when the author does not exist.
-    pub fn insert(exec: impl Executor, new: &NewPost<'_>) -> Result<Post> {
+    pub fn insert<E: EngineKind>(exec: impl Executor<E>, new: &NewPost<'_>) -> Result<Post> {
         exec.write(|conn| {
-            Ok(diesel::insert_into(posts::table)
-                .values(new)
-                .returning(Post::as_returning())
-                .get_result(conn)?)
+            Ok(crate::on_engine!(conn, |c| diesel::insert_into(
+                posts::table
+            )
+            .values(new)
+            .returning(Post::as_returning())
+            .get_result(c))?)
         })
     }
 
@@ -32,7 +36,13 @@ impl Posts {
     /// # Errors
     ///
     /// The first failing statement's error naming its chunk; no row of the batch is kept.
-    pub fn batch_insert(exec: impl Executor, rows: &[NewPost<'_>]) -> Result<usize> {
+    pub fn batch_insert<'a, E: EngineKind>(
+        exec: impl Executor<E>,
+        rows: &'a [NewPost<'a>],
+    ) -> Result<usize>
+    where
+        NewPost<'a>: EngineRows<'a, posts::table, E>,
+    {
         exec.batch_insert(posts::table, rows)
     }
 
@@ -41,13 +51,13 @@ impl Posts {
     /// # Errors
     ///
     /// Database and pool errors only.
-    pub fn find(exec: impl Executor, id: PostId) -> Result<Option<Post>> {
+    pub fn find<E: EngineKind>(exec: impl Executor<E>, id: PostId) -> Result<Option<Post>> {
         exec.read(|conn| {
-            Ok(posts::table
+            Ok(crate::on_engine!(conn, |c| posts::table
                 .find(id)
                 .select(Post::as_select())
-                .get_result(conn)
-                .optional()?)
+                .get_result(c)
+                .optional())?)
         })
     }
 
@@ -56,14 +66,18 @@ impl Posts {
     /// # Errors
     ///
     /// Database and pool errors.
-    pub fn by_user(exec: impl Executor, user: UserId, limit: Limit) -> Result<Vec<Post>> {
+    pub fn by_user<E: EngineKind>(
+        exec: impl Executor<E>,
+        user: UserId,
+        limit: Limit,
+    ) -> Result<Vec<Post>> {
         exec.read(|conn| {
-            Ok(posts::table
+            Ok(crate::on_engine!(conn, |c| posts::table
                 .filter(posts::user_id.eq(user))
                 .order((posts::created_at.desc(), posts::id.desc()))
                 .limit(i64::from(limit.get()))
                 .select(Post::as_select())
-                .load(conn)?)
+                .load(c))?)
         })
     }
 
@@ -72,14 +86,14 @@ impl Posts {
     /// # Errors
     ///
     /// Database and pool errors.
-    pub fn recent(exec: impl Executor, limit: Limit) -> Result<Vec<Post>> {
+    pub fn recent<E: EngineKind>(exec: impl Executor<E>, limit: Limit) -> Result<Vec<Post>> {
         exec.read(|conn| {
-            Ok(posts::table
+            Ok(crate::on_engine!(conn, |c| posts::table
                 .filter(posts::published.eq(true))
                 .order((posts::created_at.desc(), posts::id.desc()))
                 .limit(i64::from(limit.get()))
                 .select(Post::as_select())
-                .load(conn)?)
+                .load(c))?)
         })
     }
 
@@ -88,18 +102,21 @@ impl Posts {
     /// # Errors
     ///
     /// Database and pool errors.
-    pub fn recent_with_authors(exec: impl Executor, limit: Limit) -> Result<Vec<PostWithAuthor>> {
+    pub fn recent_with_authors<E: EngineKind>(
+        exec: impl Executor<E>,
+        limit: Limit,
+    ) -> Result<Vec<PostWithAuthor>> {
         exec.read(|conn| {
-            Ok(posts::table
+            Ok(crate::on_engine!(conn, |c| posts::table
                 .inner_join(users::table)
                 .filter(posts::published.eq(true))
                 .order((posts::created_at.desc(), posts::id.desc()))
                 .limit(i64::from(limit.get()))
                 .select((Post::as_select(), User::as_select()))
-                .load::<(Post, User)>(conn)?
-                .into_iter()
-                .map(|(post, author)| PostWithAuthor { post, author })
-                .collect())
+                .load::<(Post, User)>(c))?
+            .into_iter()
+            .map(|(post, author)| PostWithAuthor { post, author })
+            .collect())
         })
     }
 
@@ -108,22 +125,28 @@ impl Posts {
     /// # Errors
     ///
     /// [`Error::NotFound`] when there is no such post.
-    pub fn update(exec: impl Executor, id: PostId, changes: &PostChanges) -> Result<Post> {
+    pub fn update<E: EngineKind>(
+        exec: impl Executor<E>,
+        id: PostId,
+        changes: &PostChanges,
+    ) -> Result<Post> {
         if changes == &PostChanges::default() {
             // diesel refuses an empty changeset; an update that changes nothing still has to
             // report a missing row.
             return exec.read(|conn| {
-                Ok(posts::table
+                Ok(crate::on_engine!(conn, |c| posts::table
                     .find(id)
                     .select(Post::as_select())
-                    .get_result(conn)?)
+                    .get_result(c))?)
             });
         }
         exec.write(|conn| {
-            Ok(diesel::update(posts::table.find(id))
-                .set(changes)
-                .returning(Post::as_returning())
-                .get_result(conn)?)
+            Ok(crate::on_engine!(conn, |c| diesel::update(
+                posts::table.find(id)
+            )
+            .set(changes)
+            .returning(Post::as_returning())
+            .get_result(c))?)
         })
     }
 
@@ -132,7 +155,7 @@ impl Posts {
     /// # Errors
     ///
     /// [`Error::NotFound`] when there is no such post.
-    pub fn publish(exec: impl Executor, id: PostId) -> Result<Post> {
+    pub fn publish<E: EngineKind>(exec: impl Executor<E>, id: PostId) -> Result<Post> {
         Posts::update(
             exec,
             id,
@@ -148,13 +171,13 @@ impl Posts {
     /// # Errors
     ///
     /// [`Error::NotFound`] when there is no such post.
-    pub fn delete(exec: impl Executor, id: PostId) -> Result<()> {
-        exec.write(
-            |conn| match diesel::delete(posts::table.find(id)).execute(conn)? {
+    pub fn delete<E: EngineKind>(exec: impl Executor<E>, id: PostId) -> Result<()> {
+        exec.write(|conn| {
+            match crate::on_engine!(conn, |c| diesel::delete(posts::table.find(id)).execute(c))? {
                 0 => Err(Error::NotFound),
                 _ => Ok(()),
-            },
-        )
+            }
+        })
     }
 
     /// The number of posts.
@@ -162,7 +185,11 @@ impl Posts {
     /// # Errors
     ///
     /// Database and pool errors.
-    pub fn count(exec: impl Executor) -> Result<i64> {
-        exec.read(|conn| Ok(posts::table.count().get_result(conn)?))
+    pub fn count<E: EngineKind>(exec: impl Executor<E>) -> Result<i64> {
+        exec.read(|conn| {
+            Ok(crate::on_engine!(conn, |c| posts::table
+                .count()
+                .get_result(c))?)
+        })
     }
 }

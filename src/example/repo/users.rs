@@ -6,6 +6,8 @@ use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use serde::{Deserialize, Serialize};
 
+use crate::batch::EngineRows;
+use crate::engine::EngineKind;
 use crate::error::{Error, Result};
 use crate::example::models::{NewUser, User, UserChanges, UserId};
 use crate::example::schema::users;
@@ -26,12 +28,14 @@ impl Users {
     /// # Errors
     ///
     /// [`Error::Conflict`] naming `users.email` when the email is taken.
-    pub fn insert(exec: impl Executor, new: &NewUser<'_>) -> Result<User> {
+    pub fn insert<E: EngineKind>(exec: impl Executor<E>, new: &NewUser<'_>) -> Result<User> {
         exec.write(|conn| {
-            Ok(diesel::insert_into(users::table)
-                .values(new)
-                .returning(User::as_returning())
-                .get_result(conn)?)
+            Ok(crate::on_engine!(conn, |c| diesel::insert_into(
+                users::table
+            )
+            .values(new)
+            .returning(User::as_returning())
+            .get_result(c))?)
         })
     }
 
@@ -40,7 +44,13 @@ impl Users {
     /// # Errors
     ///
     /// The first failing statement's error naming its chunk; no row of the batch is kept.
-    pub fn batch_insert(exec: impl Executor, rows: &[NewUser<'_>]) -> Result<usize> {
+    pub fn batch_insert<'a, E: EngineKind>(
+        exec: impl Executor<E>,
+        rows: &'a [NewUser<'a>],
+    ) -> Result<usize>
+    where
+        NewUser<'a>: EngineRows<'a, users::table, E>,
+    {
         exec.batch_insert(users::table, rows)
     }
 
@@ -49,13 +59,13 @@ impl Users {
     /// # Errors
     ///
     /// Database and pool errors only; a missing row is `Ok(None)`.
-    pub fn find(exec: impl Executor, id: UserId) -> Result<Option<User>> {
+    pub fn find<E: EngineKind>(exec: impl Executor<E>, id: UserId) -> Result<Option<User>> {
         exec.read(|conn| {
-            Ok(users::table
+            Ok(crate::on_engine!(conn, |c| users::table
                 .find(id)
                 .select(User::as_select())
-                .get_result(conn)
-                .optional()?)
+                .get_result(c)
+                .optional())?)
         })
     }
 
@@ -64,13 +74,16 @@ impl Users {
     /// # Errors
     ///
     /// Database and pool errors only.
-    pub fn find_by_email(exec: impl Executor, email: &str) -> Result<Option<User>> {
+    pub fn find_by_email<E: EngineKind>(
+        exec: impl Executor<E>,
+        email: &str,
+    ) -> Result<Option<User>> {
         exec.read(|conn| {
-            Ok(users::table
+            Ok(crate::on_engine!(conn, |c| users::table
                 .filter(users::email.eq(email))
                 .select(User::as_select())
-                .get_result(conn)
-                .optional()?)
+                .get_result(c)
+                .optional())?)
         })
     }
 
@@ -79,12 +92,18 @@ impl Users {
     /// # Errors
     ///
     /// [`Error::NotFound`] when there is no such user, [`Error::Conflict`] for a taken email.
-    pub fn update(exec: impl Executor, id: UserId, changes: &UserChanges) -> Result<User> {
+    pub fn update<E: EngineKind>(
+        exec: impl Executor<E>,
+        id: UserId,
+        changes: &UserChanges,
+    ) -> Result<User> {
         exec.write(|conn| {
-            Ok(diesel::update(users::table.find(id))
-                .set((changes, users::updated_at.eq(DbTimestamp::now())))
-                .returning(User::as_returning())
-                .get_result(conn)?)
+            Ok(crate::on_engine!(conn, |c| diesel::update(
+                users::table.find(id)
+            )
+            .set((changes, users::updated_at.eq(DbTimestamp::now())))
+            .returning(User::as_returning())
+            .get_result(c))?)
         })
     }
 
@@ -93,7 +112,7 @@ impl Users {
     /// # Errors
     ///
     /// [`Error::NotFound`] when there is no such user.
-    pub fn deactivate(exec: impl Executor, id: UserId) -> Result<User> {
+    pub fn deactivate<E: EngineKind>(exec: impl Executor<E>, id: UserId) -> Result<User> {
         Users::update(
             exec,
             id,
@@ -109,13 +128,13 @@ impl Users {
     /// # Errors
     ///
     /// [`Error::NotFound`] when there is no such user.
-    pub fn delete(exec: impl Executor, id: UserId) -> Result<()> {
-        exec.write(
-            |conn| match diesel::delete(users::table.find(id)).execute(conn)? {
+    pub fn delete<E: EngineKind>(exec: impl Executor<E>, id: UserId) -> Result<()> {
+        exec.write(|conn| {
+            match crate::on_engine!(conn, |c| diesel::delete(users::table.find(id)).execute(c))? {
                 0 => Err(Error::NotFound),
                 _ => Ok(()),
-            },
-        )
+            }
+        })
     }
 
     /// The number of users.
@@ -123,8 +142,12 @@ impl Users {
     /// # Errors
     ///
     /// Database and pool errors.
-    pub fn count(exec: impl Executor) -> Result<i64> {
-        exec.read(|conn| Ok(users::table.count().get_result(conn)?))
+    pub fn count<E: EngineKind>(exec: impl Executor<E>) -> Result<i64> {
+        exec.read(|conn| {
+            Ok(crate::on_engine!(conn, |c| users::table
+                .count()
+                .get_result(c))?)
+        })
     }
 
     /// A typed list query: filters, ordering, keyset paging and a limit, built into one SQL
@@ -247,6 +270,71 @@ fn escape_like(text: &str) -> String {
     escaped
 }
 
+/// The boxed query of a [`UserQuery`] with `LIMIT $limit`, for the backend its use infers:
+/// written once, expanded once per engine (inside [`on_engine!`](crate::on_engine) arms) and
+/// once for [`UserQuery::to_query`].
+macro_rules! user_select {
+    ($self:expr, $limit:expr) => {{
+        let mut query = users::table.select(User::as_select()).into_boxed();
+        if let Some(active) = $self.active {
+            query = query.filter(users::active.eq(active));
+        }
+        if let Some(prefix) = &$self.name_prefix {
+            query = query.filter(
+                users::name
+                    .like(format!("{}%", escape_like(prefix)))
+                    .escape('\\'),
+            );
+        }
+        if let Some(domain) = &$self.email_domain {
+            query = query.filter(
+                users::email
+                    .like(format!("%@{}", escape_like(domain)))
+                    .escape('\\'),
+            );
+        }
+        if let Some((from, to)) = $self.created_between {
+            if from > to {
+                return Err(Error::InvalidInput {
+                    what: "created_between",
+                    value: format!("{from} .. {to}"),
+                    reason: "the start must not be after the end".to_owned(),
+                });
+            }
+            query = query.filter(
+                users::created_at
+                    .ge(DbTimestamp(from))
+                    .and(users::created_at.lt(DbTimestamp(to))),
+            );
+        }
+        if let Some(c) = $self.after {
+            let at = DbTimestamp(c.created_at);
+            query = match $self.order {
+                UserOrder::IdAsc => query.filter(users::id.gt(c.id)),
+                UserOrder::IdDesc => query.filter(users::id.lt(c.id)),
+                // The first term bounds the index range; the second breaks ties by id.
+                UserOrder::CreatedAsc => query.filter(
+                    users::created_at
+                        .ge(at)
+                        .and(users::created_at.gt(at).or(users::id.gt(c.id))),
+                ),
+                UserOrder::CreatedDesc => query.filter(
+                    users::created_at
+                        .le(at)
+                        .and(users::created_at.lt(at).or(users::id.lt(c.id))),
+                ),
+            };
+        }
+        query = match $self.order {
+            UserOrder::IdAsc => query.order(users::id.asc()),
+            UserOrder::IdDesc => query.order(users::id.desc()),
+            UserOrder::CreatedAsc => query.order((users::created_at.asc(), users::id.asc())),
+            UserOrder::CreatedDesc => query.order((users::created_at.desc(), users::id.desc())),
+        };
+        Ok::<_, Error>(query.limit($limit))
+    }};
+}
+
 impl UserQuery {
     /// Only active (`true`) or only inactive (`false`) users.
     pub fn active(mut self, active: bool) -> Self {
@@ -301,63 +389,7 @@ impl UserQuery {
     }
 
     fn build(&self, limit: i64) -> Result<UserSelect> {
-        let mut query = users::table.select(User::as_select()).into_boxed();
-        if let Some(active) = self.active {
-            query = query.filter(users::active.eq(active));
-        }
-        if let Some(prefix) = &self.name_prefix {
-            query = query.filter(
-                users::name
-                    .like(format!("{}%", escape_like(prefix)))
-                    .escape('\\'),
-            );
-        }
-        if let Some(domain) = &self.email_domain {
-            query = query.filter(
-                users::email
-                    .like(format!("%@{}", escape_like(domain)))
-                    .escape('\\'),
-            );
-        }
-        if let Some((from, to)) = self.created_between {
-            if from > to {
-                return Err(Error::InvalidInput {
-                    what: "created_between",
-                    value: format!("{from} .. {to}"),
-                    reason: "the start must not be after the end".to_owned(),
-                });
-            }
-            query = query.filter(
-                users::created_at
-                    .ge(DbTimestamp(from))
-                    .and(users::created_at.lt(DbTimestamp(to))),
-            );
-        }
-        if let Some(c) = self.after {
-            let at = DbTimestamp(c.created_at);
-            query = match self.order {
-                UserOrder::IdAsc => query.filter(users::id.gt(c.id)),
-                UserOrder::IdDesc => query.filter(users::id.lt(c.id)),
-                // The first term bounds the index range; the second breaks ties by id.
-                UserOrder::CreatedAsc => query.filter(
-                    users::created_at
-                        .ge(at)
-                        .and(users::created_at.gt(at).or(users::id.gt(c.id))),
-                ),
-                UserOrder::CreatedDesc => query.filter(
-                    users::created_at
-                        .le(at)
-                        .and(users::created_at.lt(at).or(users::id.lt(c.id))),
-                ),
-            };
-        }
-        query = match self.order {
-            UserOrder::IdAsc => query.order(users::id.asc()),
-            UserOrder::IdDesc => query.order(users::id.desc()),
-            UserOrder::CreatedAsc => query.order((users::created_at.asc(), users::id.asc())),
-            UserOrder::CreatedDesc => query.order((users::created_at.desc(), users::id.desc())),
-        };
-        Ok(query.limit(limit))
+        user_select!(self, limit)
     }
 
     /// Runs the query.
@@ -365,9 +397,14 @@ impl UserQuery {
     /// # Errors
     ///
     /// [`Error::InvalidInput`] for an empty `created_between`, database and pool errors.
-    pub fn load(self, exec: impl Executor) -> Result<Vec<User>> {
-        let query = self.to_query()?;
-        exec.read(|conn| Ok(query.load(conn)?))
+    pub fn load<E: EngineKind>(self, exec: impl Executor<E>) -> Result<Vec<User>> {
+        let limit = i64::from(self.limit.get());
+        exec.read(|conn| {
+            crate::on_engine!(conn, |c| {
+                let query = user_select!(self, limit)?;
+                Ok(query.load(c)?)
+            })
+        })
     }
 
     /// Runs the query and returns a page with the cursor of the next one. One extra row is
@@ -376,10 +413,14 @@ impl UserQuery {
     /// # Errors
     ///
     /// As [`UserQuery::load`].
-    pub fn page(self, exec: impl Executor) -> Result<Page<User, UserCursor>> {
+    pub fn page<E: EngineKind>(self, exec: impl Executor<E>) -> Result<Page<User, UserCursor>> {
         let limit = self.limit;
-        let query = self.build(limit.fetch())?;
-        let rows: Vec<User> = exec.read(|conn| Ok(query.load(conn)?))?;
+        let rows: Vec<User> = exec.read(|conn| {
+            crate::on_engine!(conn, |c| {
+                let query = user_select!(self, limit.fetch())?;
+                Ok(query.load(c)?)
+            })
+        })?;
         Ok(Page::from_rows(rows, limit, UserCursor::after))
     }
 }

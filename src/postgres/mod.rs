@@ -1,0 +1,11 @@
+//! PostgreSQL-specific code (feature `postgres`): write transactions and bulk inserts on a
+//! `PgConnection`. The engine-neutral parts live in [`engine`](crate::engine); the design and
+//! what is still to come are in `docs/postgres.md`.
+
+mod batch;
+mod transaction;
+
+pub(crate) use batch::insert_chunks_pg;
+pub use batch::{PG_MAX_BIND_VALUES, PgRows};
+pub use transaction::WRITE_LOCK_KEY;
+pub(crate) use transaction::write_on_pg;
