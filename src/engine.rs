@@ -103,14 +103,14 @@ impl EngineKind for AnyEngine {
 mod sealed {
     pub trait Sealed {}
     impl Sealed for diesel::sqlite::SqliteConnection {}
-    impl Sealed for super::EngineRef<'_> {}
+    impl Sealed for crate::engine::EngineRef<'_> {}
     #[cfg(feature = "postgres")]
-    impl Sealed for super::AnyConnection {}
+    impl Sealed for crate::engine::AnyConnection {}
 
     pub trait SealedKind {}
-    impl SealedKind for super::SqliteEngine {}
+    impl SealedKind for crate::engine::SqliteEngine {}
     #[cfg(feature = "postgres")]
-    impl SealedKind for super::AnyEngine {}
+    impl SealedKind for crate::engine::AnyEngine {}
 }
 
 /// A borrowed engine connection is one too (nested operations reborrow it).

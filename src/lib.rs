@@ -6,6 +6,8 @@
 // the building blocks `engine`, `executor`, `paging`, `batch`, `migrate`; the reference domain `example`
 // (feature `example-domain`).
 
+#[cfg(feature = "postgres")]
+mod any_database;
 #[cfg(feature = "tokio")]
 mod asynchronous;
 pub mod batch;
@@ -52,7 +54,11 @@ pub mod metrics {
     pub use crate::observe::metrics::*;
 }
 
+#[cfg(feature = "postgres")]
+pub use any_database::AnyDatabase;
 pub use batch::BatchRows;
+#[cfg(feature = "postgres")]
+pub use config::{AnyConfig, PgConfig};
 pub use config::{Config, ConfigBuilder, HealthThresholds, Limits, Migrations};
 pub use database::{Database, PooledConnection, init_sqlite};
 pub use error::{BatchChunk, Error, Report, Result};

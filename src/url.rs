@@ -237,9 +237,13 @@ fn unsupported(url: &str, scheme: &str) -> Error {
             "litedal opens local SQLite files only; for a Turso/libSQL database use a local replica \
              file, e.g. DATABASE_URL=sqlite://data/main.db"
         }
+        "postgres" | "postgresql" if cfg!(feature = "postgres") => {
+            "a PostgreSQL URL opens with litedal::AnyDatabase (AnyConfig::from_env or \
+             ConfigBuilder::build_any); litedal::Database is SQLite's"
+        }
         "postgres" | "postgresql" => {
-            "PostgreSQL is not supported yet (it is planned); use a local SQLite file, e.g. \
-             DATABASE_URL=sqlite://data/main.db"
+            "PostgreSQL needs litedal's `postgres` cargo feature; without it use a local SQLite \
+             file, e.g. DATABASE_URL=sqlite://data/main.db"
         }
         "mysql" | "mariadb" => {
             "MySQL is not supported; use a local SQLite file, e.g. DATABASE_URL=sqlite://data/main.db"
@@ -260,18 +264,41 @@ fn unsupported(url: &str, scheme: &str) -> Error {
 }
 
 /// Removes a password (`user:secret@host`) from a URL before it is shown in an error or a log.
-fn redact_password(url: &str) -> String {
+/// `url` with the password of its user info and of a `password=` parameter replaced by `***`:
+/// what litedal prints of a URL.
+pub(crate) fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
+    let mut redacted = match (authority.rfind('@'), authority.find(':')) {
         (Some(at), Some(colon)) if colon < at => {
             format!("{scheme}://{}:***{}", &authority[..colon], &rest[at..])
         }
         _ => url.to_owned(),
+    };
+    if let Some(query_at) = redacted.find('?') {
+        let query: Vec<String> = redacted[query_at + 1..]
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        redacted = format!("{}?{}", &redacted[..query_at], query.join("&"));
     }
+    redacted
+}
+
+/// Whether `url` is a PostgreSQL URL (`postgres://` or `postgresql://`, any case).
+#[cfg(feature = "postgres")]
+pub(crate) fn is_postgres_url(url: &str) -> bool {
+    let url = url.trim_start();
+    ["postgres://", "postgresql://"].iter().any(|scheme| {
+        url.get(..scheme.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+    })
 }
 
 #[cfg(test)]
@@ -349,6 +376,19 @@ mod tests {
     }
 
     #[test]
+    fn passwords_are_redacted_in_user_info_and_parameters() {
+        assert_eq!(
+            redact_password("postgres://app:pw@h:5432/db?sslmode=require"),
+            "postgres://app:***@h:5432/db?sslmode=require"
+        );
+        assert_eq!(
+            redact_password("postgresql://h/db?user=app&password=pw&sslmode=verify-full"),
+            "postgresql://h/db?user=app&password=***&sslmode=verify-full"
+        );
+        assert_eq!(redact_password("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
     fn sqlite_gets_an_encoded_uri() {
         assert_eq!(file("data/a b?.db").sqlite_uri(), "file:data/a%20b%3F.db");
         assert_eq!(file("/x/y.db").sqlite_uri(), "file:///x/y.db");
@@ -367,7 +407,13 @@ mod tests {
             match parse_database_url(url) {
                 Err(Error::UnsupportedUrl { url, hint }) => {
                     assert!(!url.contains("pw"), "{url}");
-                    assert!(hint.contains("sqlite://"), "{hint}");
+                    // A PostgreSQL URL points at AnyDatabase when the feature is on.
+                    let expected = if url.starts_with("postgres") && cfg!(feature = "postgres") {
+                        "AnyDatabase"
+                    } else {
+                        "sqlite://"
+                    };
+                    assert!(hint.contains(expected), "{hint}");
                 }
                 other => panic!("{url}: {other:?}"),
             }

@@ -450,3 +450,223 @@ fn concurrent_read_modify_write_loses_no_update_on_postgres() {
         .unwrap();
     assert_eq!(n, 1000);
 }
+
+use litedal::{AnyConfig, AnyDatabase, ConfigBuilder};
+
+/// `AnyDatabase` from environment-style variables, with both engines' migrations.
+fn open_any(vars: &[(&str, &str)]) -> Result<AnyDatabase, Error> {
+    let config = ConfigBuilder::from_vars(vars.iter().copied())?
+        .migrations(&litedal::example::MIGRATIONS)
+        .postgres_migrations(&litedal::example::MIGRATIONS_POSTGRES)
+        .build_any()?;
+    AnyDatabase::open(config)
+}
+
+#[test]
+fn any_database_runs_the_same_code_on_the_engine_the_url_names() {
+    let Some(cluster) = PgCluster::start_or_skip("engines: AnyDatabase").unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}/any.db", dir.path().display());
+    let pg_url = cluster.create_database("any").unwrap();
+    for url in [sqlite_url.as_str(), pg_url.as_str()] {
+        let db = open_any(&[("DATABASE_URL", url), ("DB_POOL_SIZE", "4")]).unwrap();
+        let engine = db.engine();
+        assert_eq!(
+            engine,
+            if url.starts_with("sqlite") {
+                "sqlite"
+            } else {
+                "postgres"
+            }
+        );
+        let emails: Vec<String> = (0..3_000).map(|i| format!("a{i}@x.example")).collect();
+        let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("a", e)).collect();
+        assert_eq!(Users::batch_insert(&db, &rows).unwrap(), 3_000, "{engine}");
+        // A write that fails leaves nothing; one read transaction sees one snapshot.
+        let failed: Result<(), Error> = db.transaction(|tx| {
+            Users::insert(&mut *tx, &NewUser::new("b", "b@x.example"))?;
+            Err(Error::NotFound)
+        });
+        assert!(failed.is_err());
+        let (before, after) = db
+            .read(|conn| Ok((Users::count(&mut *conn)?, Users::count(&mut *conn)?)))
+            .unwrap();
+        assert_eq!((before, after), (3_000, 3_000), "{engine}");
+        // Reads are read-only connections on both engines.
+        let refused = db.read(|conn| Users::insert(&mut *conn, &NewUser::new("c", "c@x.example")));
+        assert!(
+            matches!(refused, Err(Error::ReadOnly { .. })),
+            "{engine}: {refused:?}"
+        );
+
+        // 4 threads x 250 read-modify-write increments through the pools: none lost.
+        let target = rows.len() as i64;
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..250 {
+                        db.transaction(|tx| {
+                            let user = Users::find(&mut *tx, UserId(1))?.ok_or(Error::NotFound)?;
+                            let n: i64 = user.name.parse().unwrap_or(0);
+                            Users::update(
+                                &mut *tx,
+                                UserId(1),
+                                &UserChanges {
+                                    name: Some((n + 1).to_string()),
+                                    ..UserChanges::default()
+                                },
+                            )?;
+                            Ok(())
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let user = Users::find(&db, UserId(1)).unwrap().unwrap();
+        assert_eq!(user.name, "1000", "{engine}");
+        assert_eq!(Users::count(&db).unwrap(), target, "{engine}");
+    }
+}
+
+#[test]
+fn postgres_configuration_is_validated_and_never_prints_the_password() {
+    let Some(cluster) = PgCluster::start_or_skip("engines: configuration").unwrap() else {
+        return;
+    };
+    // DATABASE_READ_URL only means something with PostgreSQL.
+    let err = AnyConfig::from_vars([
+        ("DATABASE_URL", "sqlite://x.db"),
+        ("DATABASE_READ_URL", &cluster.primary_url()),
+    ])
+    .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Config {
+                var: "DATABASE_READ_URL",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // PostgreSQL's own variables are validated; SQLite-only ones are ignored with it.
+    let err = AnyConfig::from_vars([
+        ("DATABASE_URL", cluster.primary_url().as_str()),
+        ("DB_STATEMENT_TIMEOUT_MS", "soon"),
+    ])
+    .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Config {
+                var: "DB_STATEMENT_TIMEOUT_MS",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let config = AnyConfig::from_vars([
+        ("DATABASE_URL", cluster.primary_url().as_str()),
+        ("DB_SYNCHRONOUS", "NORMAL"),
+        ("DB_MMAP_SIZE", "0"),
+        ("DB_POOL_SIZE", "3"),
+        ("DB_APPLICATION_NAME", "billing api"),
+    ])
+    .unwrap();
+    let AnyConfig::Postgres(pg) = config else {
+        panic!("a postgres URL gives a PostgreSQL configuration");
+    };
+    assert_eq!((pg.read_pool_size(), pg.write_pool_size()), (6, 1));
+    assert_eq!(pg.application_name(), "billing api");
+    // The session settings reach the server.
+    let db = AnyDatabase::open(AnyConfig::Postgres(pg)).unwrap();
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    let show = |name: &'static str| {
+        db.read(|conn| {
+            Ok(litedal::on_engine!(conn, |c| diesel::sql_query(format!(
+                "SELECT current_setting('{name}') AS value"
+            ))
+            .get_result::<Setting>(c))?
+            .value)
+        })
+        .unwrap()
+    };
+    assert_eq!(show("application_name"), "billing api");
+    assert_eq!(show("lock_timeout"), "5s");
+    assert_eq!(show("transaction_read_only"), "on");
+
+    // A server that does not answer: a configuration error naming the URL, without the
+    // password.
+    let unreachable = "postgres://app:s3cret-pw@127.0.0.1:1/app";
+    let err = open_any(&[("DATABASE_URL", unreachable), ("DB_POOL_TIMEOUT", "1")]).unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("s3cret-pw"), "{text}");
+    assert!(
+        text.contains("postgres://app:***@127.0.0.1:1/app"),
+        "{text}"
+    );
+    assert!(
+        matches!(
+            err,
+            Error::Config {
+                var: "DATABASE_URL",
+                ..
+            }
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn reads_go_to_the_standby_named_by_database_read_url() {
+    let Some(cluster) = PgCluster::start_with_standby_or_skip("engines: read replica").unwrap()
+    else {
+        return;
+    };
+    let primary = cluster.create_database("replica").unwrap();
+    let standby = cluster.standby_url_of("replica").unwrap();
+    let db = open_any(&[
+        ("DATABASE_URL", primary.as_str()),
+        ("DATABASE_READ_URL", standby.as_str()),
+    ])
+    .unwrap();
+    Users::insert(&db, &NewUser::new("r", "r@x.example")).unwrap();
+    cluster.wait_for_replay(Duration::from_secs(30)).unwrap();
+    assert_eq!(Users::count(&db).unwrap(), 1);
+    #[derive(QueryableByName)]
+    struct Flag {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        flag: bool,
+    }
+    let on_standby = db
+        .read(|conn| {
+            Ok(litedal::on_engine!(conn, |c| diesel::sql_query(
+                "SELECT pg_is_in_recovery() AS flag"
+            )
+            .get_result::<Flag>(c))?
+            .flag)
+        })
+        .unwrap();
+    assert!(on_standby, "reads run on the standby");
+    let on_primary = db
+        .transaction(|conn| {
+            Ok(litedal::on_engine!(conn, |c| diesel::sql_query(
+                "SELECT pg_is_in_recovery() AS flag"
+            )
+            .get_result::<Flag>(c))?
+            .flag)
+        })
+        .unwrap();
+    assert!(!on_primary, "writes run on the primary");
+}

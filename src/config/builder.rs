@@ -73,6 +73,36 @@ pub struct ConfigBuilder {
     pub(super) health_pool_utilization: Option<Limits<f64>>,
     pub(super) health_wal_size: Option<Limits<u64>>,
     pub(super) health_checkpoint_age: Option<Limits<Duration>>,
+    /// The variables read from the environment, so that those that do not apply to the
+    /// engine the URL picks can be reported.
+    pub(super) vars_set: Vec<&'static str>,
+    #[cfg(feature = "postgres")]
+    pub(super) postgres: PgSettings,
+}
+
+#[cfg(feature = "postgres")]
+/// What the builder holds for PostgreSQL.
+#[derive(Debug, Clone)]
+pub(super) struct PgSettings {
+    pub(super) read_url: Option<String>,
+    pub(super) statement_timeout: Duration,
+    pub(super) lock_timeout: Duration,
+    pub(super) application_name: String,
+    pub(super) migrations: Option<super::migrations::Migrations>,
+}
+
+#[cfg(feature = "postgres")]
+impl Default for PgSettings {
+    fn default() -> Self {
+        PgSettings {
+            read_url: None,
+            statement_timeout: Duration::ZERO,
+            // As SQLite's busy timeout: a write that waits longer for a lock is `Busy`.
+            lock_timeout: Duration::from_millis(5000),
+            application_name: "litedal".to_owned(),
+            migrations: None,
+        }
+    }
 }
 
 impl Default for ConfigBuilder {
@@ -111,6 +141,9 @@ impl Default for ConfigBuilder {
             health_pool_utilization: None,
             health_wal_size: None,
             health_checkpoint_age: None,
+            vars_set: Vec::new(),
+            #[cfg(feature = "postgres")]
+            postgres: PgSettings::default(),
         }
     }
 }
@@ -478,13 +511,8 @@ impl ConfigBuilder {
         Ok(t)
     }
 
-    /// Validates every value and derives the pool sizes.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] naming the first bad setting, or [`Error::UnsupportedUrl`].
-    pub fn build(self) -> Result<Config> {
-        let location = parse_database_url(&self.database_url)?;
+    /// The read and write pool sizes the settings ask for (both engines use them).
+    pub(super) fn pool_sizes(&self) -> Result<(u32, u32)> {
         let check_size = |var: &'static str, n: u64| -> Result<u32> {
             if (1..=MAX_POOL_SIZE).contains(&n) {
                 Ok(n as u32)
@@ -497,7 +525,7 @@ impl ConfigBuilder {
             }
         };
         let base = check_size("DB_POOL_SIZE", self.pool_size)?;
-        let (mut read, mut write) = if self.separate_read_write {
+        let (read, write) = if self.separate_read_write {
             (
                 match self.read_pool_size {
                     Some(n) => check_size("DB_READ_POOL_SIZE", n)?,
@@ -523,6 +551,17 @@ impl ConfigBuilder {
             }
             (base, base)
         };
+        Ok((read, write))
+    }
+
+    /// Validates every value and derives the pool sizes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first bad setting, or [`Error::UnsupportedUrl`].
+    pub fn build(self) -> Result<Config> {
+        let location = parse_database_url(&self.database_url)?;
+        let (mut read, mut write) = self.pool_sizes()?;
         let mut separate = self.separate_read_write;
         if location.is_memory() {
             // An in-memory database lives in one connection: both roles share it, so

@@ -157,6 +157,30 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "4 x DB_CHECKPOINT_INTERVAL_SECS,off",
         "health: seconds since the last successful checkpoint at which the database is degraded[,unhealthy] (while the checkpointer runs)",
     ),
+    #[cfg(feature = "postgres")]
+    (
+        "DATABASE_READ_URL",
+        "unset",
+        "PostgreSQL only: the read pool's server (a hot standby); writes and migrations stay on DATABASE_URL",
+    ),
+    #[cfg(feature = "postgres")]
+    (
+        "DB_STATEMENT_TIMEOUT_MS",
+        "0",
+        "PostgreSQL only: statement_timeout in ms, 0 for none (0..=86400000)",
+    ),
+    #[cfg(feature = "postgres")]
+    (
+        "DB_LOCK_TIMEOUT_MS",
+        "5000",
+        "PostgreSQL only: lock_timeout in ms, 0 waits for ever (0..=86400000)",
+    ),
+    #[cfg(feature = "postgres")]
+    (
+        "DB_APPLICATION_NAME",
+        "litedal",
+        "PostgreSQL only: application_name shown in pg_stat_activity (printable ASCII, 63 at most)",
+    ),
 ];
 
 /// Parses one environment value; the error names the variable and says what is accepted.
@@ -336,7 +360,22 @@ impl ConfigBuilder {
     /// Applies one environment variable by name.
     fn set_var(&mut self, var: &'static str, raw: &OsStr) -> Result<()> {
         let v = Value { var, raw };
+        self.vars_set.push(var);
         match var {
+            #[cfg(feature = "postgres")]
+            "DATABASE_READ_URL" => self.postgres.read_url = Some(v.text()?.to_owned()),
+            #[cfg(feature = "postgres")]
+            "DB_STATEMENT_TIMEOUT_MS" => {
+                self.postgres.statement_timeout =
+                    Duration::from_millis(v.number(0, 86_400_000, "milliseconds")?)
+            }
+            #[cfg(feature = "postgres")]
+            "DB_LOCK_TIMEOUT_MS" => {
+                self.postgres.lock_timeout =
+                    Duration::from_millis(v.number(0, 86_400_000, "milliseconds")?)
+            }
+            #[cfg(feature = "postgres")]
+            "DB_APPLICATION_NAME" => self.postgres.application_name = v.text()?.to_owned(),
             // Trimmed like every other value: "sqlite://x.db " must not open "x.db ".
             "DATABASE_URL" => self.database_url = v.text()?.to_owned(),
             "DB_POOL_SIZE" => self.pool_size = v.number(1, MAX_POOL_SIZE, "connections")?,

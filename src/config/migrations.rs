@@ -21,3 +21,12 @@ impl diesel::migration::MigrationSource<diesel::sqlite::Sqlite> for Migrations {
         diesel::migration::MigrationSource::<diesel::sqlite::Sqlite>::migrations(self.0)
     }
 }
+
+#[cfg(feature = "postgres")]
+impl diesel::migration::MigrationSource<diesel::pg::Pg> for Migrations {
+    fn migrations(
+        &self,
+    ) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<diesel::pg::Pg>>>> {
+        diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(self.0)
+    }
+}

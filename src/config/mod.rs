@@ -15,6 +15,8 @@ mod builder;
 mod env;
 mod hook;
 mod migrations;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod settings;
 mod thresholds;
 
@@ -22,5 +24,7 @@ pub use builder::ConfigBuilder;
 pub use env::ENV_VARS;
 pub use hook::{ConnectHook, ConnectionHook};
 pub use migrations::Migrations;
+#[cfg(feature = "postgres")]
+pub use postgres::{AnyConfig, PgConfig};
 pub use settings::Config;
 pub use thresholds::{HealthThresholds, Limits};

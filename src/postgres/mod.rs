@@ -3,9 +3,11 @@
 //! what is still to come are in `docs/postgres.md`.
 
 mod batch;
+mod database;
 mod transaction;
 
 pub(crate) use batch::insert_chunks_pg;
 pub use batch::{PG_MAX_BIND_VALUES, PgRows};
+pub use database::PgDatabase;
 pub use transaction::WRITE_LOCK_KEY;
 pub(crate) use transaction::write_on_pg;

@@ -261,7 +261,8 @@ impl PgCluster {
             ));
         }
         let mut conn = connect(&self.primary_url())?;
-        conn.batch_execute(&format!("CREATE DATABASE {name}"))
+        // Quoted: a plain name may still be a reserved word (`any`, `user`).
+        conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .map_err(|e| failed(format!("CREATE DATABASE {name}"), e))?;
         Ok(self.primary_url_of(name))
     }

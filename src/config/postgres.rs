@@ -1,0 +1,287 @@
+//! PostgreSQL's settings (feature `postgres`): [`PgConfig`], and [`AnyConfig`], the
+//! configuration of a database whose engine `DATABASE_URL` picks at run time.
+
+use std::time::Duration;
+
+use super::builder::ConfigBuilder;
+use super::migrations::Migrations;
+use super::settings::Config;
+use crate::error::{Error, Result};
+use crate::url::{is_postgres_url, redact_password};
+
+/// The environment variables that only SQLite uses: reported once at INFO, and ignored, when
+/// `DATABASE_URL` is a PostgreSQL URL.
+const SQLITE_ONLY: &[&str] = &[
+    "DB_ENABLE_WAL",
+    "DB_BUSY_TIMEOUT_MS",
+    "DB_CACHE_SIZE_KIB",
+    "DB_READ_CACHE_SIZE_KIB",
+    "DB_WRITE_CACHE_SIZE_KIB",
+    "DB_MMAP_SIZE",
+    "DB_READ_MMAP_SIZE",
+    "DB_WRITE_MMAP_SIZE",
+    "DB_TEMP_STORE",
+    "DB_SYNCHRONOUS",
+    "DB_WAL_AUTOCHECKPOINT",
+    "DB_WAL_CHECKPOINT_MODE",
+    "DB_CHECKPOINT_INTERVAL_SECS",
+    "DB_WAL_SIZE_LIMIT",
+    "DB_FOREIGN_KEYS",
+    "DB_HEALTH_WAL_SIZE_BYTES",
+    "DB_HEALTH_CHECKPOINT_AGE_SECS",
+];
+
+/// The configuration of a PostgreSQL database: built by [`ConfigBuilder::build_any`] from a
+/// `postgres://` or `postgresql://` `DATABASE_URL`.
+#[derive(Clone)]
+pub struct PgConfig {
+    url: String,
+    read_url: Option<String>,
+    read_pool_size: u32,
+    write_pool_size: u32,
+    pool_timeout: Duration,
+    statement_timeout: Duration,
+    lock_timeout: Duration,
+    application_name: String,
+    run_migrations: bool,
+    migrations: Option<Migrations>,
+}
+
+/// Never prints a password.
+impl std::fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConfig")
+            .field("url", &redact_password(&self.url))
+            .field("read_url", &self.read_url.as_deref().map(redact_password))
+            .field("read_pool_size", &self.read_pool_size)
+            .field("write_pool_size", &self.write_pool_size)
+            .field("pool_timeout", &self.pool_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("application_name", &self.application_name)
+            .field("run_migrations", &self.run_migrations)
+            .finish()
+    }
+}
+
+impl PgConfig {
+    /// The primary's URL (`DATABASE_URL`): writes, migrations, and reads unless a read URL
+    /// is set. Contains the password if the URL has one; print [`PgConfig::display_url`].
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn display_url(&self) -> String {
+        redact_password(&self.url)
+    }
+
+    /// `DATABASE_READ_URL`: the server the read pool connects to (a hot standby).
+    pub fn read_url(&self) -> Option<&str> {
+        self.read_url.as_deref()
+    }
+
+    /// Connections of the read pool.
+    pub fn read_pool_size(&self) -> u32 {
+        self.read_pool_size
+    }
+
+    /// Connections of the write pool.
+    pub fn write_pool_size(&self) -> u32 {
+        self.write_pool_size
+    }
+
+    /// `DB_POOL_TIMEOUT`.
+    pub fn pool_timeout(&self) -> Duration {
+        self.pool_timeout
+    }
+
+    /// `DB_STATEMENT_TIMEOUT_MS` (zero: none).
+    pub fn statement_timeout(&self) -> Duration {
+        self.statement_timeout
+    }
+
+    /// `DB_LOCK_TIMEOUT_MS` (zero: wait for ever).
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout
+    }
+
+    /// `DB_APPLICATION_NAME`, shown in `pg_stat_activity`.
+    pub fn application_name(&self) -> &str {
+        &self.application_name
+    }
+
+    /// Whether pending migrations run at open (`DB_RUN_MIGRATIONS`).
+    pub fn run_migrations(&self) -> bool {
+        self.run_migrations
+    }
+
+    /// The PostgreSQL migrations given with [`ConfigBuilder::postgres_migrations`].
+    pub fn migrations(&self) -> Option<Migrations> {
+        self.migrations
+    }
+}
+
+/// A configuration for either engine, picked by the scheme of `DATABASE_URL`.
+// Built once per database; boxing the larger variant would only make matching on it clumsier.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum AnyConfig {
+    /// A SQLite file or `:memory:`.
+    Sqlite(Config),
+    /// A PostgreSQL server.
+    Postgres(PgConfig),
+}
+
+impl AnyConfig {
+    /// Reads the environment (see [`ENV_VARS`](super::ENV_VARS)) and builds the configuration
+    /// of the engine `DATABASE_URL` names.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConfigBuilder::build_any`].
+    pub fn from_env() -> Result<AnyConfig> {
+        ConfigBuilder::from_env()?.build_any()
+    }
+
+    /// As [`AnyConfig::from_env`], from the given name/value pairs.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConfigBuilder::build_any`].
+    pub fn from_vars<I, K, V>(vars: I) -> Result<AnyConfig>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
+        ConfigBuilder::from_vars(vars)?.build_any()
+    }
+}
+
+impl ConfigBuilder {
+    /// `DATABASE_READ_URL`: a PostgreSQL server (a hot standby) for the read pool; writes and
+    /// migrations stay on `DATABASE_URL`. An error with a SQLite `DATABASE_URL`.
+    pub fn database_read_url(mut self, url: impl Into<String>) -> Self {
+        self.postgres.read_url = Some(url.into());
+        self
+    }
+
+    /// `DB_STATEMENT_TIMEOUT_MS` on PostgreSQL: statements running longer are cancelled
+    /// ([`Error::Busy`]); zero (the default) for none.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.postgres.statement_timeout = timeout;
+        self
+    }
+
+    /// `DB_LOCK_TIMEOUT_MS` on PostgreSQL: how long a statement waits for a lock before it
+    /// fails with [`Error::Busy`]; default 5 s (SQLite's busy timeout); zero waits for ever.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.postgres.lock_timeout = timeout;
+        self
+    }
+
+    /// `DB_APPLICATION_NAME` on PostgreSQL; default `litedal`.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.postgres.application_name = name.into();
+        self
+    }
+
+    /// The application's PostgreSQL migrations (`embed_migrations!("migrations_postgres")`),
+    /// run at open on a PostgreSQL `DATABASE_URL` as [`ConfigBuilder::migrations`] are on SQLite.
+    pub fn postgres_migrations(
+        mut self,
+        migrations: &'static diesel_migrations::EmbeddedMigrations,
+    ) -> Self {
+        self.postgres.migrations = Some(Migrations(migrations));
+        self
+    }
+
+    /// Validates the settings for the engine `DATABASE_URL` names: [`ConfigBuilder::build`] for
+    /// SQLite, the PostgreSQL settings for a `postgres://` or `postgresql://` URL. SQLite-only
+    /// variables set with a PostgreSQL URL are reported once at INFO and ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first bad setting (a `DATABASE_READ_URL` with a SQLite
+    /// `DATABASE_URL` among them), or [`Error::UnsupportedUrl`].
+    pub fn build_any(self) -> Result<AnyConfig> {
+        if !is_postgres_url(&self.database_url) {
+            if let Some(read_url) = &self.postgres.read_url {
+                return Err(Error::config(
+                    "DATABASE_READ_URL",
+                    redact_password(read_url),
+                    "only applies with a PostgreSQL DATABASE_URL (a read pool on a hot standby); \
+                     unset it for SQLite",
+                ));
+            }
+            return self.build().map(AnyConfig::Sqlite);
+        }
+        if let Some(read_url) = &self.postgres.read_url {
+            if !is_postgres_url(read_url) {
+                return Err(Error::config(
+                    "DATABASE_READ_URL",
+                    redact_password(read_url),
+                    "accepted: a postgres:// or postgresql:// URL of a server replicating DATABASE_URL",
+                ));
+            }
+        }
+        let ignored: Vec<&str> = self
+            .vars_set
+            .iter()
+            .copied()
+            .filter(|var| SQLITE_ONLY.contains(var))
+            .collect();
+        if !ignored.is_empty() {
+            tracing::info!(
+                variables = %ignored.join(", "),
+                "Database config: SQLite-only variables ignored with a PostgreSQL DATABASE_URL"
+            );
+        }
+        let (read_pool_size, write_pool_size) = self.pool_sizes()?;
+        let (read_pool_size, write_pool_size) = if self.separate_read_write {
+            (read_pool_size, write_pool_size)
+        } else {
+            (write_pool_size, write_pool_size)
+        };
+        if self.pool_timeout.is_zero() || self.pool_timeout > Duration::from_secs(3600) {
+            return Err(Error::config(
+                "DB_POOL_TIMEOUT",
+                format!("{:?}", self.pool_timeout),
+                "accepted: 1 to 3600 seconds",
+            ));
+        }
+        for (var, value) in [
+            ("DB_STATEMENT_TIMEOUT_MS", self.postgres.statement_timeout),
+            ("DB_LOCK_TIMEOUT_MS", self.postgres.lock_timeout),
+        ] {
+            if value > Duration::from_secs(86_400) {
+                return Err(Error::config(
+                    var,
+                    value.as_millis().to_string(),
+                    "accepted: 0 (none) to 86400000 milliseconds",
+                ));
+            }
+        }
+        let name = &self.postgres.application_name;
+        if name.len() > 63 || !name.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+            return Err(Error::config(
+                "DB_APPLICATION_NAME",
+                name.clone(),
+                "accepted: up to 63 printable ASCII characters",
+            ));
+        }
+        Ok(AnyConfig::Postgres(PgConfig {
+            url: self.database_url,
+            read_url: self.postgres.read_url,
+            read_pool_size,
+            write_pool_size,
+            pool_timeout: self.pool_timeout,
+            statement_timeout: self.postgres.statement_timeout,
+            lock_timeout: self.postgres.lock_timeout,
+            application_name: self.postgres.application_name,
+            run_migrations: self.run_migrations,
+            migrations: self.postgres.migrations,
+        }))
+    }
+}
