@@ -440,7 +440,10 @@ fn refused_urls_say_what_to_write_and_create_nothing() {
                 // With the `postgres` feature a PostgreSQL URL is SQLite's `Config`'s to
                 // refuse but AnyDatabase's to open, and the hint says so.
                 let opens_elsewhere = url.starts_with("postgres") && hint.contains("AnyDatabase");
-                assert!(hint.contains("sqlite://") || opens_elsewhere, "{url}: {hint}");
+                assert!(
+                    hint.contains("sqlite://") || opens_elsewhere,
+                    "{url}: {hint}"
+                );
             }
             other => panic!("{url}: {other:?}"),
         }

@@ -670,3 +670,83 @@ fn reads_go_to_the_standby_named_by_database_read_url() {
         .unwrap();
     assert!(!on_primary, "writes run on the primary");
 }
+
+#[test]
+fn tls_require_and_verify_full_work_and_a_certificate_mismatch_is_refused() {
+    let Some(mut cluster) = PgCluster::start_or_skip("engines: TLS").unwrap() else {
+        return;
+    };
+    // A self-signed certificate for "localhost" (its own root, as PostgreSQL's docs do it).
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    cluster
+        .enable_ssl(&cert.pem(), &key.serialize_pem())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.crt");
+    std::fs::write(&root, cert.pem()).unwrap();
+    // Another certificate: a root that did not sign the server's.
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let other = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&other_key)
+        .unwrap();
+    let wrong_root = dir.path().join("wrong.crt");
+    std::fs::write(&wrong_root, other.pem()).unwrap();
+    cluster.create_database("tls").unwrap();
+    let port = cluster.primary_port();
+
+    #[derive(QueryableByName)]
+    struct Ssl {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ssl: bool,
+    }
+    let encrypted = |url: &str| -> Result<bool, Error> {
+        let db = open_any(&[("DATABASE_URL", url), ("DB_POOL_TIMEOUT", "2")])?;
+        db.read(|conn| {
+            Ok(litedal::on_engine!(conn, |c| diesel::sql_query(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+            )
+            .get_result::<Ssl>(c))?
+            .ssl)
+        })
+    };
+    let require = format!("postgres://postgres@127.0.0.1:{port}/tls?sslmode=require");
+    assert!(encrypted(&require).unwrap(), "sslmode=require is encrypted");
+    let verified = format!(
+        "postgres://postgres@localhost:{port}/tls?sslmode=verify-full&sslrootcert={}",
+        root.display()
+    );
+    assert!(
+        encrypted(&verified).unwrap(),
+        "verify-full against the right root"
+    );
+    let plain = format!("postgres://postgres@127.0.0.1:{port}/tls?sslmode=disable");
+    assert!(!encrypted(&plain).unwrap(), "sslmode=disable is not");
+
+    // The certificate names localhost, not 127.0.0.1: refused, never downgraded.
+    let mismatch = format!(
+        "postgres://postgres@127.0.0.1:{port}/tls?sslmode=verify-full&sslrootcert={}",
+        root.display()
+    );
+    match encrypted(&mismatch) {
+        Err(Error::Config { var, reason, .. }) => {
+            assert_eq!(var, "DATABASE_URL");
+            assert!(reason.contains("does not match host name"), "{reason}");
+        }
+        other => panic!("a host name mismatch must fail: {other:?}"),
+    }
+    let untrusted = format!(
+        "postgres://postgres@localhost:{port}/tls?sslmode=verify-full&sslrootcert={}",
+        wrong_root.display()
+    );
+    match encrypted(&untrusted) {
+        Err(Error::Config { reason, .. }) => {
+            assert!(reason.contains("certificate verify failed"), "{reason}")
+        }
+        other => panic!("an untrusted certificate must fail: {other:?}"),
+    }
+}

@@ -361,6 +361,39 @@ impl PgCluster {
         self.start_server(false)
     }
 
+    /// Turns TLS on for the primary with `cert_pem` and `key_pem` (PEM text) and restarts
+    /// it. Plain connections keep working; clients choose with `sslmode`.
+    ///
+    /// # Errors
+    ///
+    /// `Failed` when the files cannot be written or the server does not come back.
+    pub fn enable_ssl(&mut self, cert_pem: &str, key_pem: &str) -> Result<(), PgClusterError> {
+        let data = self.primary.data.clone();
+        let write = |name: &str, text: &str| -> Result<(), PgClusterError> {
+            let path = data.join(name);
+            std::fs::write(&path, text)
+                .and_then(|()| {
+                    use std::os::unix::fs::PermissionsExt;
+                    // The server refuses a key that others can read.
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                })
+                .map_err(|e| failed(format!("writing {}", path.display()), e))?;
+            if let Some(user) = &self.run_as {
+                give_to(&path, user)?;
+            }
+            Ok(())
+        };
+        write("server.crt", cert_pem)?;
+        write("server.key", key_pem)?;
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf)
+            .map_err(|e| failed(format!("reading {}", conf.display()), e))?;
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text)
+            .map_err(|e| failed(format!("writing {}", conf.display()), e))?;
+        self.restart_primary()
+    }
+
     fn on_standby(&self, sql: &str) -> Result<(), PgClusterError> {
         let standby_url = self
             .standby_url()
