@@ -87,6 +87,32 @@ impl AnyDatabase {
         }
     }
 
+    /// As [`AnyDatabase::read`], but on the primary even when reads go to a standby
+    /// (`DATABASE_READ_URL`): for a read that must see the caller's own write. On SQLite every
+    /// read sees every committed write, so this is `read`.
+    ///
+    /// # Errors
+    ///
+    /// As the engine's `read`.
+    pub fn read_primary<T>(
+        &self,
+        f: impl for<'c> FnOnce(&mut EngineRef<'c>) -> Result<T>,
+    ) -> Result<T> {
+        match self {
+            AnyDatabase::Sqlite(db) => db.read(|conn| f(&mut EngineRef::Sqlite(conn))),
+            AnyDatabase::Postgres(db) => db.read_primary(|conn| f(&mut EngineRef::Postgres(conn))),
+        }
+    }
+
+    /// The standby's replay lag as last measured (see [`PgDatabase::replica_lag`]); `None` on
+    /// SQLite and without `DATABASE_READ_URL`.
+    pub fn replica_lag(&self) -> Option<std::time::Duration> {
+        match self {
+            AnyDatabase::Sqlite(_) => None,
+            AnyDatabase::Postgres(db) => db.replica_lag(),
+        }
+    }
+
     /// Inserts `rows` into `table` in one write transaction, all or none (SQLite: multi-row
     /// statements of up to 32,766 values; PostgreSQL: up to 65,535), and returns the count.
     ///

@@ -672,6 +672,72 @@ fn reads_go_to_the_standby_named_by_database_read_url() {
 }
 
 #[test]
+fn reads_leave_a_lagging_or_stopped_standby_and_come_back() {
+    let Some(mut cluster) =
+        PgCluster::start_with_standby_or_skip("engines: replica fallback").unwrap()
+    else {
+        return;
+    };
+    let primary = cluster.create_database("fallback").unwrap();
+    let standby = cluster.standby_url_of("fallback").unwrap();
+    let db = open_any(&[
+        ("DATABASE_URL", primary.as_str()),
+        ("DATABASE_READ_URL", standby.as_str()),
+        ("DB_MAX_REPLICA_LAG_MS", "200"),
+        ("DB_REPLICA_RETRY_SECS", "1"),
+    ])
+    .unwrap();
+    #[derive(QueryableByName)]
+    struct Flag {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        flag: bool,
+    }
+    // Where a read ran, and how many users it saw.
+    let read = |db: &AnyDatabase| -> (bool, i64) {
+        db.read(|conn| {
+            let standby = litedal::on_engine!(conn, |c| diesel::sql_query(
+                "SELECT pg_is_in_recovery() AS flag"
+            )
+            .get_result::<Flag>(c))?
+            .flag;
+            Ok((standby, Users::count(&mut *conn)?))
+        })
+        .unwrap()
+    };
+    let settle = || std::thread::sleep(Duration::from_millis(1_200));
+    Users::insert(&db, &NewUser::new("a", "a@x.example")).unwrap();
+    cluster.wait_for_replay(Duration::from_secs(30)).unwrap();
+    assert_eq!(read(&db), (true, 1));
+
+    // Replay paused: the standby falls behind; reads move to the primary and see the write.
+    cluster.pause_replay().unwrap();
+    Users::insert(&db, &NewUser::new("b", "b@x.example")).unwrap();
+    let own_write = db.read_primary(|conn| Users::count(&mut *conn)).unwrap();
+    assert_eq!(own_write, 2, "read_primary sees the caller's write at once");
+    settle();
+    assert_eq!(read(&db), (false, 2), "a lagging standby serves no reads");
+    let lag = db.replica_lag().unwrap();
+    assert!(lag > Duration::from_millis(200), "lag {lag:?}");
+
+    // Caught up again: after the retry interval reads return to the standby.
+    cluster.resume_replay().unwrap();
+    cluster.wait_for_replay(Duration::from_secs(30)).unwrap();
+    settle();
+    assert_eq!(read(&db), (true, 2));
+    assert_eq!(db.replica_lag(), Some(Duration::ZERO));
+
+    // Stopped: reads go on, on the primary, without an error.
+    cluster.stop_standby().unwrap();
+    Users::insert(&db, &NewUser::new("c", "c@x.example")).unwrap();
+    assert_eq!(read(&db), (false, 3));
+    assert_eq!(read(&db), (false, 3));
+    cluster.start_standby().unwrap();
+    cluster.wait_for_replay(Duration::from_secs(30)).unwrap();
+    settle();
+    assert_eq!(read(&db), (true, 3));
+}
+
+#[test]
 fn tls_require_and_verify_full_work_and_a_certificate_mismatch_is_refused() {
     let Some(mut cluster) = PgCluster::start_or_skip("engines: TLS").unwrap() else {
         return;

@@ -87,6 +87,8 @@ pub(super) struct PgSettings {
     pub(super) read_url: Option<String>,
     pub(super) statement_timeout: Duration,
     pub(super) lock_timeout: Duration,
+    pub(super) max_replica_lag: Duration,
+    pub(super) replica_retry: Duration,
     pub(super) application_name: String,
     pub(super) migrations: Option<super::migrations::Migrations>,
 }
@@ -99,6 +101,8 @@ impl Default for PgSettings {
             statement_timeout: Duration::ZERO,
             // As SQLite's busy timeout: a write that waits longer for a lock is `Busy`.
             lock_timeout: Duration::from_millis(5000),
+            max_replica_lag: Duration::from_secs(10),
+            replica_retry: Duration::from_secs(5),
             application_name: "litedal".to_owned(),
             migrations: None,
         }

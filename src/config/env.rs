@@ -177,6 +177,18 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ),
     #[cfg(feature = "postgres")]
     (
+        "DB_MAX_REPLICA_LAG_MS",
+        "10000",
+        "PostgreSQL only: replay lag past which reads leave the standby for the primary (1..=86400000)",
+    ),
+    #[cfg(feature = "postgres")]
+    (
+        "DB_REPLICA_RETRY_SECS",
+        "5",
+        "PostgreSQL only: seconds reads stay on the primary before a lagging or down standby is tried again (1..=3600)",
+    ),
+    #[cfg(feature = "postgres")]
+    (
         "DB_APPLICATION_NAME",
         "litedal",
         "PostgreSQL only: application_name shown in pg_stat_activity (printable ASCII, 63 at most)",
@@ -373,6 +385,15 @@ impl ConfigBuilder {
             "DB_LOCK_TIMEOUT_MS" => {
                 self.postgres.lock_timeout =
                     Duration::from_millis(v.number(0, 86_400_000, "milliseconds")?)
+            }
+            #[cfg(feature = "postgres")]
+            "DB_MAX_REPLICA_LAG_MS" => {
+                self.postgres.max_replica_lag =
+                    Duration::from_millis(v.number(1, 86_400_000, "milliseconds")?)
+            }
+            #[cfg(feature = "postgres")]
+            "DB_REPLICA_RETRY_SECS" => {
+                self.postgres.replica_retry = Duration::from_secs(v.number(1, 3600, "seconds")?)
             }
             #[cfg(feature = "postgres")]
             "DB_APPLICATION_NAME" => self.postgres.application_name = v.text()?.to_owned(),

@@ -42,6 +42,8 @@ pub struct PgConfig {
     pool_timeout: Duration,
     statement_timeout: Duration,
     lock_timeout: Duration,
+    max_replica_lag: Duration,
+    replica_retry: Duration,
     application_name: String,
     run_migrations: bool,
     migrations: Option<Migrations>,
@@ -58,6 +60,8 @@ impl std::fmt::Debug for PgConfig {
             .field("pool_timeout", &self.pool_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("lock_timeout", &self.lock_timeout)
+            .field("max_replica_lag", &self.max_replica_lag)
+            .field("replica_retry", &self.replica_retry)
             .field("application_name", &self.application_name)
             .field("run_migrations", &self.run_migrations)
             .finish()
@@ -104,6 +108,18 @@ impl PgConfig {
     /// `DB_LOCK_TIMEOUT_MS` (zero: wait for ever).
     pub fn lock_timeout(&self) -> Duration {
         self.lock_timeout
+    }
+
+    /// `DB_MAX_REPLICA_LAG_MS`: a standby further behind than this serves no reads until it
+    /// has caught up (reads go to the primary meanwhile).
+    pub fn max_replica_lag(&self) -> Duration {
+        self.max_replica_lag
+    }
+
+    /// `DB_REPLICA_RETRY_SECS`: how long reads stay on the primary after the standby was
+    /// down or too far behind, before it is tried again.
+    pub fn replica_retry(&self) -> Duration {
+        self.replica_retry
     }
 
     /// `DB_APPLICATION_NAME`, shown in `pg_stat_activity`.
@@ -178,6 +194,20 @@ impl ConfigBuilder {
     /// fails with [`Error::Busy`]; default 5 s (SQLite's busy timeout); zero waits for ever.
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.postgres.lock_timeout = timeout;
+        self
+    }
+
+    /// `DB_MAX_REPLICA_LAG_MS`: the replay lag past which reads leave the standby for the
+    /// primary; default 10 s.
+    pub fn max_replica_lag(mut self, lag: Duration) -> Self {
+        self.postgres.max_replica_lag = lag;
+        self
+    }
+
+    /// `DB_REPLICA_RETRY_SECS`: how long reads stay on the primary before the standby is tried
+    /// again; default 5 s.
+    pub fn replica_retry(mut self, after: Duration) -> Self {
+        self.postgres.replica_retry = after;
         self
     }
 
@@ -263,6 +293,24 @@ impl ConfigBuilder {
                 ));
             }
         }
+        if self.postgres.max_replica_lag.is_zero()
+            || self.postgres.max_replica_lag > Duration::from_secs(86_400)
+        {
+            return Err(Error::config(
+                "DB_MAX_REPLICA_LAG_MS",
+                self.postgres.max_replica_lag.as_millis().to_string(),
+                "accepted: 1 to 86400000 milliseconds",
+            ));
+        }
+        if self.postgres.replica_retry.is_zero()
+            || self.postgres.replica_retry > Duration::from_secs(3600)
+        {
+            return Err(Error::config(
+                "DB_REPLICA_RETRY_SECS",
+                self.postgres.replica_retry.as_secs().to_string(),
+                "accepted: 1 to 3600 seconds",
+            ));
+        }
         let name = &self.postgres.application_name;
         if name.len() > 63 || !name.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
             return Err(Error::config(
@@ -279,6 +327,8 @@ impl ConfigBuilder {
             pool_timeout: self.pool_timeout,
             statement_timeout: self.postgres.statement_timeout,
             lock_timeout: self.postgres.lock_timeout,
+            max_replica_lag: self.postgres.max_replica_lag,
+            replica_retry: self.postgres.replica_retry,
             application_name: self.postgres.application_name,
             run_migrations: self.run_migrations,
             migrations: self.postgres.migrations,

@@ -2,7 +2,11 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
+use diesel::RunQueryDsl;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -26,6 +30,39 @@ struct Inner {
     config: PgConfig,
     write_pool: PgPool,
     read_pool: PgPool,
+    /// The standby's state when `DATABASE_READ_URL` is set.
+    replica: Option<Replica>,
+}
+
+/// Whether reads may go to the standby: they leave it for the primary when it is down or
+/// lags past `DB_MAX_REPLICA_LAG_MS`, and come back after `DB_REPLICA_RETRY_SECS`.
+struct Replica {
+    state: Mutex<ReplicaState>,
+}
+
+struct ReplicaState {
+    /// Reads use the primary until then.
+    avoid_until: Option<Instant>,
+    /// When the lag was last measured, and what it was.
+    checked: Option<(Instant, Duration)>,
+}
+
+/// How often a read measures the standby's lag (one small query on the standby).
+const LAG_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The longest a read waits for a standby connection before it reads on the primary.
+const STANDBY_CHECKOUT_WAIT: Duration = Duration::from_secs(1);
+
+/// Replay lag in milliseconds: zero when everything received has been replayed (an idle
+/// primary sends nothing new), else the age of the last replayed transaction.
+const LAG_SQL: &str = "SELECT CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM \
+     pg_last_wal_replay_lsn() THEN 0 ELSE coalesce((EXTRACT(EPOCH FROM now() - \
+     pg_last_xact_replay_timestamp()) * 1000)::bigint, 0) END AS lag_ms";
+
+#[derive(diesel::QueryableByName)]
+struct LagMs {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    lag_ms: i64,
 }
 
 impl std::fmt::Debug for PgDatabase {
@@ -135,11 +172,18 @@ impl PgDatabase {
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "Database opened"
         );
+        let replica = config.read_url().map(|_| Replica {
+            state: Mutex::new(ReplicaState {
+                avoid_until: None,
+                checked: None,
+            }),
+        });
         Ok(PgDatabase {
             inner: Arc::new(Inner {
                 config,
                 write_pool,
                 read_pool,
+                replica,
             }),
         })
     }
@@ -182,26 +226,124 @@ impl PgDatabase {
     /// [`Error::PoolTimeout`], or what `f` returned.
     pub fn read<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
         let _span = tracing::debug_span!("db.read", role = "read").entered();
-        let mut pooled = self.checkout(Role::Read)?;
-        let conn: &mut PgConnection = &mut pooled;
-        AnsiTransactionManager::begin_transaction_sql(
-            conn,
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-        )?;
-        match catch_unwind(AssertUnwindSafe(|| f(conn))) {
-            Ok(Ok(value)) => {
-                AnsiTransactionManager::commit_transaction(conn)?;
-                Ok(value)
-            }
-            Ok(Err(error)) => {
-                let _ = AnsiTransactionManager::rollback_transaction(conn);
-                Err(error)
-            }
-            Err(panic) => {
-                let _ = AnsiTransactionManager::rollback_transaction(conn);
-                resume_unwind(panic)
+        let mut pooled = match self.standby_connection() {
+            Some(conn) => conn,
+            None => self.checkout(self.primary_read_role())?,
+        };
+        read_on(&mut pooled, f)
+    }
+
+    /// Runs `f` as [`PgDatabase::read`] does, but always on the primary: for a read that must
+    /// see what the caller has just written (a standby may not have replayed it yet).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolTimeout`], or what `f` returned.
+    pub fn read_primary<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
+        let _span = tracing::debug_span!("db.read", role = "read", primary = true).entered();
+        let mut pooled = self.checkout(self.primary_read_role())?;
+        read_on(&mut pooled, f)
+    }
+
+    /// The pool that serves reads on the primary: the read pool without a standby, else the
+    /// write pool (its connections reach the primary; the read transaction is read-only).
+    fn primary_read_role(&self) -> Role {
+        if self.inner.replica.is_some() {
+            Role::Write
+        } else {
+            Role::Read
+        }
+    }
+
+    /// A standby connection for a read, or `None` when reads should use the primary: no
+    /// standby configured, one found down or lagging within the last retry interval, or one
+    /// that lags now. Each change of mind is logged once.
+    fn standby_connection(&self) -> Option<PooledConnection<ConnectionManager<PgConnection>>> {
+        let replica = self.inner.replica.as_ref()?;
+        let config = &self.inner.config;
+        let now = Instant::now();
+        {
+            let mut state = replica.state.lock();
+            if let Some(until) = state.avoid_until {
+                if now < until {
+                    return None;
+                }
+                state.avoid_until = None;
+                state.checked = None;
+                tracing::info!("Database standby tried again for reads");
             }
         }
+        let avoid = |why: String| {
+            let mut state = replica.state.lock();
+            if state.avoid_until.is_none() {
+                tracing::warn!(
+                    reason = %why,
+                    retry_after_secs = config.replica_retry().as_secs(),
+                    "Database reads moved to the primary"
+                );
+            }
+            state.avoid_until = Some(Instant::now() + config.replica_retry());
+        };
+        let mut conn = match self
+            .inner
+            .read_pool
+            .get_timeout(STANDBY_CHECKOUT_WAIT.min(config.pool_timeout()))
+        {
+            Ok(conn) => conn,
+            Err(e) => {
+                avoid(format!("no standby connection: {e}"));
+                return None;
+            }
+        };
+        let due = replica
+            .state
+            .lock()
+            .checked
+            .is_none_or(|(at, _)| now.duration_since(at) >= LAG_CHECK_INTERVAL);
+        if due {
+            match diesel::sql_query(LAG_SQL).get_result::<LagMs>(&mut *conn) {
+                Ok(lag) => {
+                    let lag = Duration::from_millis(lag.lag_ms.max(0).unsigned_abs());
+                    replica.state.lock().checked = Some((now, lag));
+                    if lag > config.max_replica_lag() {
+                        avoid(format!(
+                            "replay lag {lag:?} is over DB_MAX_REPLICA_LAG_MS ({:?})",
+                            config.max_replica_lag()
+                        ));
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    avoid(format!("measuring the standby's lag failed: {e}"));
+                    return None;
+                }
+            }
+        }
+        Some(conn)
+    }
+
+    /// The standby's replay lag as last measured by a read (at most a second old while
+    /// reads run), or `None` without a standby or before the first measurement.
+    pub fn replica_lag(&self) -> Option<Duration> {
+        let replica = self.inner.replica.as_ref()?;
+        replica.state.lock().checked.map(|(_, lag)| lag)
+    }
+
+    /// Measures the standby's replay lag now (for health checks and metrics).
+    ///
+    /// # Errors
+    ///
+    /// `Ok(None)` without a standby; [`Error::PoolTimeout`] or a database error when the
+    /// standby cannot be asked.
+    pub fn measure_replica_lag(&self) -> Result<Option<Duration>> {
+        let Some(replica) = &self.inner.replica else {
+            return Ok(None);
+        };
+        let mut conn = self.checkout(Role::Read)?;
+        let lag = diesel::sql_query(LAG_SQL).get_result::<LagMs>(&mut *conn)?;
+        let lag = Duration::from_millis(lag.lag_ms.max(0).unsigned_abs());
+        replica.state.lock().checked = Some((Instant::now(), lag));
+        Ok(Some(lag))
     }
 
     /// The write pool's connection with no transaction open, for code that manages its own.
@@ -210,7 +352,32 @@ impl PgDatabase {
     ///
     /// [`Error::PoolTimeout`].
     pub fn write_connection(&self) -> Result<PooledConnection<ConnectionManager<PgConnection>>> {
-        let conn = self.checkout(Role::Write)?;
-        Ok(conn)
+        self.checkout(Role::Write)
+    }
+}
+
+/// `f` inside one read-only `REPEATABLE READ` transaction on `conn`.
+fn read_on<T>(
+    pooled: &mut PooledConnection<ConnectionManager<PgConnection>>,
+    f: impl FnOnce(&mut PgConnection) -> Result<T>,
+) -> Result<T> {
+    let conn: &mut PgConnection = pooled;
+    AnsiTransactionManager::begin_transaction_sql(
+        conn,
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    )?;
+    match catch_unwind(AssertUnwindSafe(|| f(conn))) {
+        Ok(Ok(value)) => {
+            AnsiTransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Ok(Err(error)) => {
+            let _ = AnsiTransactionManager::rollback_transaction(conn);
+            Err(error)
+        }
+        Err(panic) => {
+            let _ = AnsiTransactionManager::rollback_transaction(conn);
+            resume_unwind(panic)
+        }
     }
 }
