@@ -113,6 +113,15 @@ impl AnyDatabase {
         }
     }
 
+    /// The engine's health checks: [`Database::health`] or [`PgDatabase::health`] (which has
+    /// `replica_lag` and no SQLite-only checks).
+    pub fn health(&self) -> crate::observe::health::HealthReport {
+        match self {
+            AnyDatabase::Sqlite(db) => db.health(),
+            AnyDatabase::Postgres(db) => db.health(),
+        }
+    }
+
     /// Inserts `rows` into `table` in one write transaction, all or none (SQLite: multi-row
     /// statements of up to 32,766 values; PostgreSQL: up to 65,535), and returns the count.
     ///

@@ -816,3 +816,59 @@ fn tls_require_and_verify_full_work_and_a_certificate_mismatch_is_refused() {
         other => panic!("an untrusted certificate must fail: {other:?}"),
     }
 }
+
+#[test]
+fn postgres_health_has_its_own_checks_and_sees_a_stopped_standby() {
+    use litedal::HealthStatus;
+    let Some(mut cluster) = PgCluster::start_with_standby_or_skip("engines: health").unwrap()
+    else {
+        return;
+    };
+    let primary = cluster.create_database("health").unwrap();
+    let standby = cluster.standby_url_of("health").unwrap();
+    let db = open_any(&[
+        ("DATABASE_URL", primary.as_str()),
+        ("DATABASE_READ_URL", standby.as_str()),
+    ])
+    .unwrap();
+    let report = db.health();
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        [
+            "read_latency",
+            "write_latency",
+            "pool_utilization",
+            "replica_lag"
+        ],
+        "SQLite-only checks are absent"
+    );
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+
+    cluster.stop_standby().unwrap();
+    let report = db.health();
+    let lag = report.check("replica_lag").unwrap();
+    assert_eq!(lag.status, HealthStatus::Degraded, "{lag:?}");
+    assert!(
+        lag.detail.contains("reads use the primary"),
+        "{}",
+        lag.detail
+    );
+    assert_eq!(
+        report.check("read_latency").unwrap().status,
+        HealthStatus::Healthy,
+        "reads are served by the primary"
+    );
+    assert_eq!(report.status, HealthStatus::Degraded);
+
+    // SQLite keeps its own checks.
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = open_any(&[(
+        "DATABASE_URL",
+        format!("sqlite://{}/h.db", dir.path().display()).as_str(),
+    )])
+    .unwrap();
+    let report = sqlite.health();
+    assert!(report.check("journal_mode").is_some());
+    assert!(report.check("replica_lag").is_none());
+}

@@ -432,7 +432,7 @@ impl ConfigBuilder {
     }
 
     /// The health thresholds: the ones set, the defaults for the rest, validated.
-    fn resolve_health(&self) -> Result<HealthThresholds> {
+    pub(super) fn resolve_health(&self) -> Result<HealthThresholds> {
         let defaults = HealthThresholds::defaults(self.wal_size_limit, self.checkpoint_interval);
         let ordered = |var: &'static str, d: Option<f64>, u: Option<f64>, max: f64, unit: &str| {
             let show = |v: Option<f64>| v.map_or_else(|| "off".to_owned(), |v| v.to_string());

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::builder::ConfigBuilder;
 use super::migrations::Migrations;
 use super::settings::Config;
+use super::thresholds::HealthThresholds;
 use crate::error::{Error, Result};
 use crate::url::{is_postgres_url, redact_password};
 
@@ -47,6 +48,7 @@ pub struct PgConfig {
     application_name: String,
     run_migrations: bool,
     migrations: Option<Migrations>,
+    health: HealthThresholds,
 }
 
 /// Never prints a password.
@@ -130,6 +132,12 @@ impl PgConfig {
     /// Whether pending migrations run at open (`DB_RUN_MIGRATIONS`).
     pub fn run_migrations(&self) -> bool {
         self.run_migrations
+    }
+
+    /// The thresholds of [`PgDatabase::health`](crate::postgres::PgDatabase::health) (the
+    /// WAL and checkpoint ones do not apply).
+    pub fn health_thresholds(&self) -> &HealthThresholds {
+        &self.health
     }
 
     /// The PostgreSQL migrations given with [`ConfigBuilder::postgres_migrations`].
@@ -319,6 +327,7 @@ impl ConfigBuilder {
                 "accepted: up to 63 printable ASCII characters",
             ));
         }
+        let health = self.resolve_health()?;
         Ok(AnyConfig::Postgres(PgConfig {
             url: self.database_url,
             read_url: self.postgres.read_url,
@@ -332,6 +341,7 @@ impl ConfigBuilder {
             application_name: self.postgres.application_name,
             run_migrations: self.run_migrations,
             migrations: self.postgres.migrations,
+            health,
         }))
     }
 }

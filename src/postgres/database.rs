@@ -329,7 +329,8 @@ impl PgDatabase {
         replica.state.lock().checked.map(|(_, lag)| lag)
     }
 
-    /// Measures the standby's replay lag now (for health checks and metrics).
+    /// Measures the standby's replay lag now (for health checks and metrics). A standby that
+    /// cannot be asked within a second also sends reads to the primary, as a read would.
     ///
     /// # Errors
     ///
@@ -339,11 +340,46 @@ impl PgDatabase {
         let Some(replica) = &self.inner.replica else {
             return Ok(None);
         };
-        let mut conn = self.checkout(Role::Read)?;
-        let lag = diesel::sql_query(LAG_SQL).get_result::<LagMs>(&mut *conn)?;
-        let lag = Duration::from_millis(lag.lag_ms.max(0).unsigned_abs());
-        replica.state.lock().checked = Some((Instant::now(), lag));
-        Ok(Some(lag))
+        let config = &self.inner.config;
+        let measured = self
+            .inner
+            .read_pool
+            .get_timeout(STANDBY_CHECKOUT_WAIT.min(config.pool_timeout()))
+            .map_err(|e| Error::PoolTimeout {
+                role: Role::Read,
+                waited: STANDBY_CHECKOUT_WAIT,
+                source: Some(e),
+            })
+            .and_then(|mut conn| Ok(diesel::sql_query(LAG_SQL).get_result::<LagMs>(&mut *conn)?));
+        let mut state = replica.state.lock();
+        match measured {
+            Ok(lag) => {
+                let lag = Duration::from_millis(lag.lag_ms.max(0).unsigned_abs());
+                state.checked = Some((Instant::now(), lag));
+                Ok(Some(lag))
+            }
+            Err(error) => {
+                // Reads would find the same: send them to the primary at once.
+                if state.avoid_until.is_none() {
+                    tracing::warn!(reason = %error, "Database reads moved to the primary");
+                }
+                state.avoid_until = Some(Instant::now() + config.replica_retry());
+                Err(error)
+            }
+        }
+    }
+
+    /// Connections of `role`'s pool in use, and its size.
+    pub(crate) fn pool_usage(&self, role: Role) -> (u32, u32) {
+        let pool = match role {
+            Role::Read => &self.inner.read_pool,
+            Role::Write => &self.inner.write_pool,
+        };
+        let state = pool.state();
+        (
+            state.connections.saturating_sub(state.idle_connections),
+            pool.max_size(),
+        )
     }
 
     /// The write pool's connection with no transaction open, for code that manages its own.

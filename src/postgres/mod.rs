@@ -4,6 +4,7 @@
 
 mod batch;
 mod database;
+mod health;
 mod transaction;
 
 pub(crate) use batch::insert_chunks_pg;
