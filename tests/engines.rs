@@ -872,3 +872,72 @@ fn postgres_health_has_its_own_checks_and_sees_a_stopped_standby() {
     assert!(report.check("journal_mode").is_some());
     assert!(report.check("replica_lag").is_none());
 }
+
+#[test]
+fn the_cli_migrates_and_checks_postgres_and_names_the_tool_for_sqlite_only_commands() {
+    let Some(cluster) = PgCluster::start_or_skip("engines: CLI").unwrap() else {
+        return;
+    };
+    let url = cluster.create_database("cli").unwrap();
+    let litedal = |args: &[&str], url: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_litedal"))
+            .args(args)
+            .env("DATABASE_URL", url)
+            .env_remove("RUST_LOG")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = litedal(&["migrate"], &url);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("applied 3 pending migration(s)"), "{out}");
+    let (code, out, _) = litedal(&["migrate"], &url);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("no pending migrations"), "{out}");
+    assert_eq!(
+        diesel::PgConnection::establish(&url)
+            .unwrap()
+            .applied_migrations()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let (code, out, err) = litedal(&["health", "--json"], &url);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["status"], "healthy", "{out}");
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["read_latency", "write_latency", "pool_utilization"]);
+
+    for (command, tool) in [
+        (&["backup", "x.db"][..], "pg_dump"),
+        (&["restore", "x.db"][..], "pg_restore"),
+        (&["check"][..], "pg_amcheck"),
+        (&["checkpoint"][..], "CHECKPOINT"),
+    ] {
+        let (code, _, err) = litedal(command, &url);
+        assert_eq!(code, Some(1), "{command:?}");
+        assert!(err.contains(tool), "{command:?}: {err}");
+    }
+
+    // Unreachable: unhealthy (exit 2), and the password never printed.
+    let secret = "postgres://app:pw-s3cret@127.0.0.1:1/app";
+    let (code, out, err) = litedal(&["health"], secret);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        !out.contains("pw-s3cret") && !err.contains("pw-s3cret"),
+        "{out}{err}"
+    );
+    assert!(out.contains("unhealthy"), "{out}");
+}

@@ -22,6 +22,8 @@
 mod common;
 mod migrations;
 mod observe;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod upkeep;
 
 use std::fmt::Write as _;
@@ -182,6 +184,20 @@ pub fn run(migrations: Option<&'static EmbeddedMigrations>) -> ExitCode {
         eprintln!("litedal: error: {}", error.report());
         return ExitCode::from(1);
     }
+    #[cfg(feature = "postgres")]
+    if postgres::selected() {
+        let result = match cli.command {
+            Command::Migrate { migrations_dir } => postgres::migrate(migrations_dir),
+            Command::Health { json } => postgres::health(json),
+            Command::Stats { .. } => postgres::not_yet("stats"),
+            Command::ServeMetrics { .. } => postgres::not_yet("serve-metrics"),
+            Command::Checkpoint { .. } => postgres::sqlite_only("checkpoint"),
+            Command::Backup { .. } => postgres::sqlite_only("backup"),
+            Command::Restore { .. } => postgres::sqlite_only("restore"),
+            Command::Check { .. } => postgres::sqlite_only("check"),
+        };
+        return exit(result);
+    }
     let result = match cli.command {
         Command::Migrate { migrations_dir } => observe::migrate(migrations_dir, migrations),
         Command::Stats { json } => observe::stats(json),
@@ -192,6 +208,10 @@ pub fn run(migrations: Option<&'static EmbeddedMigrations>) -> ExitCode {
         Command::Restore { path } => upkeep::restore(path),
         Command::Check { full } => upkeep::check(full),
     };
+    exit(result)
+}
+
+fn exit(result: common::CmdResult) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(failure) => {

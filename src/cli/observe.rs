@@ -337,10 +337,11 @@ fn threshold_text(check: &HealthCheck) -> String {
     }
 }
 
-fn health_table(db: Option<&Database>, report: &HealthReport) -> String {
+pub(super) fn health_table(db: Option<&Database>, report: &HealthReport) -> String {
     let name = db.map_or_else(
         || {
             std::env::var("DATABASE_URL")
+                .map(|url| crate::url::redact_password(&url))
                 .unwrap_or_else(|_| "the database of DATABASE_URL".to_owned())
         },
         |db| db.location().to_url(),

@@ -127,10 +127,12 @@ impl PgDatabase {
     /// [`Error::Migration`] for a failing migration.
     pub fn open(config: PgConfig) -> Result<PgDatabase> {
         let started = std::time::Instant::now();
+        // One connection first, so a wrong URL, login or certificate fails here, at once and
+        // with libpq's reason, not at the first query after the pool timeout.
+        let mut conn = <PgConnection as diesel::Connection>::establish(config.url())
+            .map_err(|e| connection_error(&config, config.url(), e))?;
         if config.run_migrations() {
             if let Some(migrations) = config.migrations() {
-                let mut conn = <PgConnection as diesel::Connection>::establish(config.url())
-                    .map_err(|e| connection_error(&config, config.url(), e))?;
                 conn.batch_execute(&format!("SELECT pg_advisory_lock({WRITE_LOCK_KEY})"))?;
                 let applied = conn.run_pending_migrations(migrations).map(|v| v.len());
                 conn.batch_execute(&format!("SELECT pg_advisory_unlock({WRITE_LOCK_KEY})"))?;
@@ -156,12 +158,7 @@ impl PgDatabase {
                 .map_err(|e| connection_error(&config, url, e))
         };
         let write_pool = build(Role::Write, config.url(), config.write_pool_size())?;
-        // One connection now, so a wrong URL fails here and not at the first query.
-        drop(
-            write_pool
-                .get()
-                .map_err(|e| connection_error(&config, config.url(), e))?,
-        );
+        drop(conn);
         let read_url = config.read_url().unwrap_or(config.url()).to_owned();
         let read_pool = build(Role::Read, &read_url, config.read_pool_size())?;
         tracing::info!(
