@@ -214,6 +214,20 @@ pub enum Error {
     )]
     ConnectionHeld,
 
+    /// `litedal copy` failed while copying `table` (feature `postgres`): the rows up to
+    /// `after_key` are committed in the destination (a `--resume` run continues there).
+    #[cfg(feature = "postgres")]
+    #[error("copying table {table} failed after key {after_key}: {source}")]
+    CopyFailed {
+        /// The table being copied.
+        table: String,
+        /// The last primary key committed in the destination (`i64::MIN`: none).
+        after_key: i64,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The closure of an async call ([`Database::transaction_async`](crate::Database) and
     /// friends, feature `tokio`) panicked on the blocking thread; the transaction was rolled
     /// back.

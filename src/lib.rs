@@ -14,6 +14,8 @@ pub mod batch;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
+#[cfg(feature = "postgres")]
+pub mod copy;
 pub mod database;
 pub mod engine;
 pub mod error;

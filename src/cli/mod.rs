@@ -100,6 +100,36 @@ enum Command {
         /// The backup file.
         path: PathBuf,
     },
+    /// Copy every table two databases share, SQLite to PostgreSQL or back (feature
+    /// `postgres`): the destination's migrations run first, tables in foreign-key order,
+    /// rows in primary-key order in batches, the source never modified; ends by comparing
+    /// row counts and checksums. A copy that was killed continues with --resume.
+    #[cfg(feature = "postgres")]
+    Copy {
+        /// The source's URL (sqlite://..., a path, or postgres://...).
+        #[arg(long)]
+        from: String,
+        /// The destination's URL.
+        #[arg(long)]
+        to: String,
+        /// Add to a destination that has rows (by default a non-empty table is refused).
+        #[arg(long, conflicts_with = "resume")]
+        append: bool,
+        /// Continue an interrupted copy: each table starts after the largest key the
+        /// destination has.
+        #[arg(long)]
+        resume: bool,
+        /// Only compare row counts and checksums; copy nothing.
+        #[arg(long)]
+        verify: bool,
+        /// Rows per batch (one destination transaction each).
+        #[arg(long, default_value_t = 10_000)]
+        batch_rows: usize,
+        /// The destination's migrations [default: migrations_postgres for PostgreSQL; for
+        /// SQLite as `migrate` finds them].
+        #[arg(long)]
+        migrations_dir: Option<PathBuf>,
+    },
     /// Check the database for corruption (quick_check; --full runs integrity_check).
     /// Exit code 2 when problems were found.
     Check {
@@ -185,6 +215,32 @@ pub fn run(migrations: Option<&'static EmbeddedMigrations>) -> ExitCode {
         return ExitCode::from(1);
     }
     #[cfg(feature = "postgres")]
+    if let Command::Copy {
+        from,
+        to,
+        append,
+        resume,
+        verify,
+        batch_rows,
+        migrations_dir,
+    } = cli.command
+    {
+        let mode = match (append, resume) {
+            (true, _) => crate::copy::CopyMode::Append,
+            (_, true) => crate::copy::CopyMode::Resume,
+            _ => crate::copy::CopyMode::Fresh,
+        };
+        return exit(postgres::copy(
+            &from,
+            &to,
+            mode,
+            verify,
+            batch_rows,
+            migrations_dir,
+            migrations,
+        ));
+    }
+    #[cfg(feature = "postgres")]
     if postgres::selected() {
         let result = match cli.command {
             Command::Migrate { migrations_dir } => postgres::migrate(migrations_dir),
@@ -195,6 +251,7 @@ pub fn run(migrations: Option<&'static EmbeddedMigrations>) -> ExitCode {
             Command::Backup { .. } => postgres::sqlite_only("backup"),
             Command::Restore { .. } => postgres::sqlite_only("restore"),
             Command::Check { .. } => postgres::sqlite_only("check"),
+            Command::Copy { .. } => unreachable_copy(),
         };
         return exit(result);
     }
@@ -207,8 +264,16 @@ pub fn run(migrations: Option<&'static EmbeddedMigrations>) -> ExitCode {
         Command::Backup { path, overwrite } => upkeep::backup(path, overwrite),
         Command::Restore { path } => upkeep::restore(path),
         Command::Check { full } => upkeep::check(full),
+        #[cfg(feature = "postgres")]
+        Command::Copy { .. } => unreachable_copy(),
     };
     exit(result)
+}
+
+/// `copy` is dispatched before the per-engine commands; this arm is never taken.
+#[cfg(feature = "postgres")]
+fn unreachable_copy() -> common::CmdResult {
+    Err(common::Failure::new("internal: copy dispatched twice", 1))
 }
 
 fn exit(result: common::CmdResult) -> ExitCode {

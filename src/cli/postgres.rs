@@ -39,32 +39,16 @@ fn config() -> Result<crate::PgConfig, Error> {
 /// diesel's `migrations/`), run under litedal's write lock as at open.
 pub(super) fn migrate(dir: Option<PathBuf>) -> CmdResult {
     let dir = dir.unwrap_or_else(|| PathBuf::from("migrations_postgres"));
-    let source = FileBasedMigrations::from_path(&dir).map_err(|e| {
-        Failure::new(
-            format!(
-                "no PostgreSQL migrations at {} ({e}); pass --migrations-dir",
-                dir.display()
-            ),
-            1,
-        )
-    })?;
     let config = config()?;
+    let applied_now = migrate_postgres(config.url(), &dir)?;
+    let source = FileBasedMigrations::from_path(&dir)
+        .map_err(|e| Failure::new(format!("{}: {e}", dir.display()), 1))?;
     let mut conn = PgConnection::establish(config.url()).map_err(|e| {
         Failure::new(
             format!("could not connect to {}: {e}", config.display_url()),
             1,
         )
     })?;
-    let lock = |conn: &mut PgConnection, sql: &str| {
-        conn.batch_execute(&format!("SELECT {sql}({WRITE_LOCK_KEY})"))
-            .map_err(|e| Failure::from(Error::from(e)))
-    };
-    lock(&mut conn, "pg_advisory_lock")?;
-    let applied_now = conn
-        .run_pending_migrations(source.clone())
-        .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>());
-    lock(&mut conn, "pg_advisory_unlock")?;
-    let applied_now = applied_now.map_err(|e| Failure::new(format!("migration failed: {e}"), 1))?;
     let applied: Vec<String> = conn
         .applied_migrations()
         .map_err(|e| Failure::new(format!("listing applied migrations: {e}"), 1))?
@@ -147,4 +131,129 @@ pub(super) fn not_yet(command: &str) -> CmdResult {
         ),
         1,
     ))
+}
+
+/// Runs the PostgreSQL migrations of `dir` on `url` under litedal's write lock; returns the
+/// versions applied now.
+fn migrate_postgres(url: &str, dir: &std::path::Path) -> Result<Vec<String>, Failure> {
+    let source = FileBasedMigrations::from_path(dir).map_err(|e| {
+        Failure::new(
+            format!(
+                "no PostgreSQL migrations at {} ({e}); pass --migrations-dir",
+                dir.display()
+            ),
+            1,
+        )
+    })?;
+    let mut conn = PgConnection::establish(url).map_err(|e| {
+        Failure::new(
+            format!(
+                "could not connect to {}: {e}",
+                crate::url::redact_password(url)
+            ),
+            1,
+        )
+    })?;
+    let lock = |conn: &mut PgConnection, sql: &str| {
+        conn.batch_execute(&format!("SELECT {sql}({WRITE_LOCK_KEY})"))
+            .map_err(|e| Failure::from(Error::from(e)))
+    };
+    lock(&mut conn, "pg_advisory_lock")?;
+    let applied = conn
+        .run_pending_migrations(source)
+        .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>());
+    lock(&mut conn, "pg_advisory_unlock")?;
+    applied.map_err(|e| Failure::new(format!("migration failed: {e}"), 1))
+}
+
+/// `copy`: migrates the destination, copies (or with `verify_only` only compares), prints a
+/// progress bar on stderr and a summary; exit code 1 when the checks differ.
+pub(super) fn copy(
+    from: &str,
+    to: &str,
+    mode: crate::copy::CopyMode,
+    verify_only: bool,
+    batch_rows: usize,
+    migrations_dir: Option<PathBuf>,
+    embedded: Option<&'static diesel_migrations::EmbeddedMigrations>,
+) -> CmdResult {
+    use crate::copy::{CopyOptions, TableCheck};
+    let checks: Vec<TableCheck> = if verify_only {
+        crate::copy::verify(from, to)?
+    } else {
+        // The destination's schema comes from its own migrations.
+        if crate::url::is_postgres_url(to) {
+            let dir = migrations_dir.unwrap_or_else(|| PathBuf::from("migrations_postgres"));
+            let applied = migrate_postgres(to, &dir)?;
+            eprintln!("destination migrations: {} applied now", applied.len());
+        } else {
+            let source = super::migrations::find(migrations_dir, embedded)?;
+            let db = crate::Database::open(
+                ConfigBuilder::default()
+                    .database_url(to)
+                    .run_migrations(false)
+                    .build()?,
+            )?;
+            let applied = db.run_pending_migrations_from(&source)?;
+            eprintln!(
+                "destination migrations ({}): {} applied now",
+                source.describe(),
+                applied.len()
+            );
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg:>16} [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        let options = CopyOptions { batch_rows, mode };
+        let report = crate::copy::copy(from, to, &options, &mut |p| {
+            bar.set_length(p.total);
+            bar.set_position(p.rows);
+            bar.set_message(p.table.to_owned());
+        });
+        bar.finish_and_clear();
+        let report = report?;
+        for (table, rows) in &report.copied {
+            println!("copied {rows:>10} rows  {table}");
+        }
+        for table in &report.skipped {
+            println!("skipped (not in the destination)  {table}");
+        }
+        let rows: u64 = report.copied.iter().map(|(_, n)| n).sum();
+        println!(
+            "{rows} rows in {:.1} s ({:.0} rows/s)",
+            report.elapsed.as_secs_f64(),
+            rows as f64 / report.elapsed.as_secs_f64().max(1e-9)
+        );
+        report.checks
+    };
+    let mut all_match = true;
+    for check in &checks {
+        all_match &= check.matches();
+        println!(
+            "{}  {}: {} rows / {} rows, checksum {:016x} / {:016x}",
+            if check.matches() {
+                "ok      "
+            } else {
+                "MISMATCH"
+            },
+            check.table,
+            check.source_rows,
+            check.destination_rows,
+            check.source_checksum,
+            check.destination_checksum
+        );
+    }
+    if all_match {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Failure::new(
+            "the destination differs from the source (see MISMATCH above)",
+            1,
+        ))
+    }
 }
