@@ -23,15 +23,18 @@ fn child() -> bool {
 }
 
 fn spawn(path: &std::path::Path) -> std::process::Child {
+    spawn_on(
+        "two_runs_at_once_on_one_file_keep_to_their_own_rows",
+        path.as_os_str(),
+    )
+}
+
+/// A child running the blog on `url`, through the test `test` of this binary.
+fn spawn_on(test: &str, url: &std::ffi::OsStr) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "two_runs_at_once_on_one_file_keep_to_their_own_rows",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env("LITEDAL_CHILD_BLOG", "1")
-        .env("DATABASE_URL", path)
+        .env("DATABASE_URL", url)
         .env("BLOG_SECONDS", "1")
         .env("BLOG_USERS", "2000")
         .stdout(Stdio::piped())
@@ -80,5 +83,37 @@ fn two_runs_at_once_on_one_file_keep_to_their_own_rows() {
     assert!(
         third.contains("cleared 4000 users (and their posts) of 2 finished earlier run(s)"),
         "{third}"
+    );
+}
+
+/// The same program on PostgreSQL (feature `postgres`): `DATABASE_URL` is all that changes,
+/// and the report is the same.
+#[test]
+fn the_blog_runs_unchanged_on_postgres() {
+    if child() {
+        return;
+    }
+    let Some(cluster) =
+        litedal::testing::postgres::PgCluster::start_or_skip("blog on PostgreSQL").unwrap()
+    else {
+        return;
+    };
+    let url = cluster.create_database("blog").unwrap();
+    let test = "the_blog_runs_unchanged_on_postgres";
+    let first = finish(spawn_on(test, url.as_ref()));
+    assert!(first.contains("(PostgreSQL, read pool"), "{first}");
+    assert!(
+        first.contains("bulk insert: 2000 users") && first.contains("10000 posts"),
+        "{first}"
+    );
+    assert!(
+        first.contains("keyset walk: 2000 users in 2 pages"),
+        "{first}"
+    );
+    assert!(first.contains("busy errors: 0, other errors: 0"), "{first}");
+    let second = finish(spawn_on(test, url.as_ref()));
+    assert!(
+        second.contains("cleared 2000 users (and their posts) of 1 finished earlier run(s)"),
+        "{second}"
     );
 }
