@@ -122,6 +122,19 @@ impl AnyDatabase {
         }
     }
 
+    /// The engine's metrics in the Prometheus text format: [`Database::render_metrics`] or
+    /// [`PgDatabase::render_metrics`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Metrics`](crate::Error::Metrics) when encoding fails (not expected).
+    pub fn render_metrics(&self) -> Result<String> {
+        match self {
+            AnyDatabase::Sqlite(db) => db.render_metrics(),
+            AnyDatabase::Postgres(db) => db.render_metrics(),
+        }
+    }
+
     /// Inserts `rows` into `table` in one write transaction, all or none (SQLite: multi-row
     /// statements of up to 32,766 values; PostgreSQL: up to 65,535), and returns the count.
     ///

@@ -861,6 +861,41 @@ fn postgres_health_has_its_own_checks_and_sees_a_stopped_standby() {
     );
     assert_eq!(report.status, HealthStatus::Degraded);
 
+    // The metrics show the pools, the standby and the last health report.
+    let text = db.render_metrics().unwrap();
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let scrape = prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).unwrap();
+    let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .unwrap_or_else(|| panic!("{name} {label:?} missing:\n{text}"));
+        match sample.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name}: {other:?}"),
+        }
+    };
+    assert_eq!(value("litedal_info", Some(("engine", "postgres"))), 1.0);
+    assert_eq!(
+        value("litedal_pool_max_connections", Some(("pool", "read"))),
+        20.0
+    );
+    assert_eq!(
+        value("litedal_pool_max_connections", Some(("pool", "write"))),
+        5.0
+    );
+    assert_eq!(value("litedal_replica_reads_on_primary", None), 1.0);
+    assert!(value("litedal_replica_lag_seconds", None) >= 0.0);
+    assert_eq!(
+        value("litedal_health_status", Some(("check", "replica_lag"))),
+        1.0
+    );
+    assert_eq!(
+        value("litedal_health_status", Some(("check", "read_latency"))),
+        0.0
+    );
+
     // SQLite keeps its own checks.
     let dir = tempfile::tempdir().unwrap();
     let sqlite = open_any(&[(

@@ -32,6 +32,8 @@ struct Inner {
     read_pool: PgPool,
     /// The standby's state when `DATABASE_READ_URL` is set.
     replica: Option<Replica>,
+    /// The last health report, for the metrics.
+    last_health: Mutex<Option<crate::observe::health::HealthReport>>,
 }
 
 /// Whether reads may go to the standby: they leave it for the primary when it is down or
@@ -181,6 +183,7 @@ impl PgDatabase {
                 write_pool,
                 read_pool,
                 replica,
+                last_health: Mutex::new(None),
             }),
         })
     }
@@ -368,15 +371,38 @@ impl PgDatabase {
 
     /// Connections of `role`'s pool in use, and its size.
     pub(crate) fn pool_usage(&self, role: Role) -> (u32, u32) {
+        let (open, idle, max) = self.pool_state(role);
+        (open.saturating_sub(idle), max)
+    }
+
+    /// Connections of `role`'s pool open and idle, and its size.
+    pub(crate) fn pool_state(&self, role: Role) -> (u32, u32, u32) {
         let pool = match role {
             Role::Read => &self.inner.read_pool,
             Role::Write => &self.inner.write_pool,
         };
         let state = pool.state();
-        (
-            state.connections.saturating_sub(state.idle_connections),
-            pool.max_size(),
-        )
+        (state.connections, state.idle_connections, pool.max_size())
+    }
+
+    /// Whether reads use the primary now because the standby is down or lags.
+    pub(crate) fn reads_on_primary(&self) -> bool {
+        self.inner.replica.as_ref().is_some_and(|replica| {
+            replica
+                .state
+                .lock()
+                .avoid_until
+                .is_some_and(|until| Instant::now() < until)
+        })
+    }
+
+    /// The report of the last [`PgDatabase::health`] call, if there was one.
+    pub fn last_health(&self) -> Option<crate::observe::health::HealthReport> {
+        self.inner.last_health.lock().clone()
+    }
+
+    pub(crate) fn remember_health(&self, report: &crate::observe::health::HealthReport) {
+        *self.inner.last_health.lock() = Some(report.clone());
     }
 
     /// The write pool's connection with no transaction open, for code that manages its own.

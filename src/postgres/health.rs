@@ -87,7 +87,9 @@ impl PgDatabase {
         };
         let mut checks = vec![read, write, pools];
         checks.extend(replica);
-        HealthReport::from_checks(checks)
+        let report = HealthReport::from_checks(checks);
+        self.remember_health(&report);
+        report
     }
 
     /// The busiest pool's connections in use, in percent.

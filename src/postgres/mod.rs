@@ -5,6 +5,7 @@
 mod batch;
 mod database;
 mod health;
+mod metrics;
 mod transaction;
 
 pub(crate) use batch::insert_chunks_pg;
