@@ -48,6 +48,8 @@ mod footprint;
 mod inserts;
 #[path = "cases/mixed.rs"]
 mod mixed;
+#[path = "cases/postgres.rs"]
+mod postgres;
 #[path = "cases/reads.rs"]
 mod reads;
 
@@ -141,7 +143,7 @@ fn populated(s: &Settings, path: &Path) -> BoxResult<Database> {
 /// The cases, in the order they run; `--only` takes a comma-separated list of these names.
 const CASES: &[&str] = &[
     "bulk", "own-bulk", "reads", "list", "checkout", "scaling", "mixed", "writers", "open",
-    "memory",
+    "memory", "postgres",
 ];
 
 fn main() -> BoxResult<()> {
@@ -207,6 +209,12 @@ fn main() -> BoxResult<()> {
             "writers" => mixed::writers(&s, dir.path(), &mut table)?,
             "open" => footprint::open_cost(&s, dir.path(), &mut table)?,
             "memory" => footprint::memory(&s, dir.path())?,
+            "postgres" => {
+                if let Some(cluster) = postgres::cluster()? {
+                    postgres::bulk(&s, &cluster, &mut table)?;
+                    postgres::reads(&s, &cluster, &mut table)?;
+                }
+            }
             _ => unreachable!("CASES and this match list the same names"),
         }
         eprintln!("{case} done ({:.0} s)", started.elapsed().as_secs_f64());

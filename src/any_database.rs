@@ -159,9 +159,16 @@ impl AnyDatabase {
     }
 }
 
+/// As on `&Database`, a repository read is one statement and needs no transaction of its
+/// own; on PostgreSQL that saves two round trips per read.
 impl Executor<AnyEngine> for &AnyDatabase {
     fn read<T>(self, f: impl for<'c> FnOnce(&mut EngineRef<'c>) -> Result<T>) -> Result<T> {
-        AnyDatabase::read(self, f)
+        match self {
+            AnyDatabase::Sqlite(db) => Executor::read(db, |conn| f(&mut EngineRef::Sqlite(conn))),
+            AnyDatabase::Postgres(db) => {
+                db.read_statement(|conn| f(&mut EngineRef::Postgres(conn)))
+            }
+        }
     }
 
     fn write<T>(self, f: impl for<'c> FnOnce(&mut EngineRef<'c>) -> Result<T>) -> Result<T> {

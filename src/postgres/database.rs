@@ -233,6 +233,23 @@ impl PgDatabase {
         read_on(&mut pooled, f)
     }
 
+    /// Runs `f`, one statement, on a read connection without a transaction of its own (one
+    /// round trip instead of three): the standby's or the read pool's, whose sessions are
+    /// read-only. When reads fall back to the primary, `f` runs in a read-only transaction
+    /// there, so it can never write. What `Executor::read` on an `AnyDatabase` does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolTimeout`], or what `f` returned.
+    pub fn read_statement<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
+        let _span = tracing::debug_span!("db.read", role = "read").entered();
+        match self.standby_connection() {
+            Some(mut conn) => f(&mut conn),
+            None if self.inner.replica.is_none() => f(&mut *self.checkout(Role::Read)?),
+            None => read_on(&mut self.checkout(Role::Write)?, f),
+        }
+    }
+
     /// Runs `f` as [`PgDatabase::read`] does, but always on the primary: for a read that must
     /// see what the caller has just written (a standby may not have replayed it yet).
     ///

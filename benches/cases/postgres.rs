@@ -1,0 +1,124 @@
+//! PostgreSQL rows (feature `postgres`), on a throwaway server started for the run: bulk
+//! inserts against `COPY ... FROM STDIN` of the same rows (the floor) and plain diesel
+//! multi-row statements (the peer); repository point reads against a plain diesel
+//! `PgConnection` (prepared statement kept by diesel).
+
+use litedal::AnyDatabase;
+use litedal::example::models::User;
+use litedal::testing::postgres::PgCluster;
+
+use super::*;
+
+/// A cluster for the PostgreSQL cases, or `None` (after saying so) where none can start
+/// outside CI.
+pub fn cluster() -> BoxResult<Option<PgCluster>> {
+    Ok(PgCluster::start_or_skip("benchmark: PostgreSQL rows")?)
+}
+
+fn open(url: &str) -> BoxResult<AnyDatabase> {
+    let config = litedal::ConfigBuilder::from_vars([("DATABASE_URL", url)])?
+        .postgres_migrations(&litedal::example::MIGRATIONS_POSTGRES)
+        .build_any()?;
+    Ok(AnyDatabase::open(config)?)
+}
+
+fn empty_users(conn: &mut PgConnection) -> BoxResult<()> {
+    conn.batch_execute("TRUNCATE users RESTART IDENTITY CASCADE")?;
+    Ok(())
+}
+
+/// Bulk insert of users: COPY floor, plain diesel multi-row statements, litedal.
+pub fn bulk(s: &Settings, cluster: &PgCluster, table: &mut Table) -> BoxResult<()> {
+    let url = cluster.create_database("bench_bulk")?;
+    let db = open(&url)?;
+    let mut conn = PgConnection::establish(&url)?;
+    let n = if s.quick { 20_000 } else { 200_000 };
+    let emails = emails("pg", n);
+    let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("user", e)).collect();
+    let (mut copy, mut peer, mut lite) = (vec![], vec![], vec![]);
+    for _ in 0..s.runs {
+        empty_users(&mut conn)?;
+        let started = Instant::now();
+        let copied = diesel::copy_from(users::table)
+            .from_insertable(&rows)
+            .execute(&mut conn)?;
+        copy.push(per_second(copied, started));
+
+        empty_users(&mut conn)?;
+        let started = Instant::now();
+        let inserted = conn.transaction(|conn| {
+            let mut inserted = 0;
+            // 3 values per row: 21,845 rows fit PostgreSQL's 65,535 binds; 10,000 per chunk.
+            for chunk in rows.chunks(10_000) {
+                inserted += diesel::insert_into(users::table)
+                    .values(chunk)
+                    .execute(conn)?;
+            }
+            diesel::QueryResult::Ok(inserted)
+        })?;
+        peer.push(per_second(inserted, started));
+
+        empty_users(&mut conn)?;
+        let started = Instant::now();
+        lite.push(per_second(Users::batch_insert(&db, &rows)?, started));
+    }
+    let case = "PostgreSQL: bulk insert, users";
+    table.add(
+        case,
+        format!("COPY FROM STDIN (binary), {n} rows"),
+        "rows/s",
+        copy,
+    );
+    table.add_peer(case, "plain diesel, 10,000-row statements", "rows/s", peer);
+    table.add(case, "litedal batch_insert (AnyDatabase)", "rows/s", lite);
+    Ok(())
+}
+
+/// Point reads on one thread: a plain diesel `PgConnection` (the floor) and litedal's
+/// repository through `AnyDatabase`'s read pool.
+pub fn reads(s: &Settings, cluster: &PgCluster, table: &mut Table) -> BoxResult<()> {
+    let url = cluster.create_database("bench_reads")?;
+    let db = open(&url)?;
+    let rows_n = 20_000usize;
+    let emails = emails("pgr", rows_n);
+    let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("reader", e)).collect();
+    Users::batch_insert(&db, &rows)?;
+    let mut conn = PgConnection::establish(&url)?;
+    let reads = if s.quick { 2_000 } else { 20_000 };
+    let (mut floor, mut lite) = (vec![], vec![]);
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    for _ in 0..s.runs {
+        let started = Instant::now();
+        for _ in 0..reads {
+            let id = next_id(&mut state, rows_n);
+            let user: User = users::table
+                .find(id)
+                .select(User::as_select())
+                .get_result(&mut conn)?;
+            if user.id.get() != id {
+                return Err(format!("asked for {id}, got {}", user.id).into());
+            }
+        }
+        floor.push(per_second(reads, started));
+        let started = Instant::now();
+        for _ in 0..reads {
+            let id = next_id(&mut state, rows_n);
+            let user = Users::find(&db, UserId(id))?.ok_or("a seeded user is missing")?;
+            if user.id.get() != id {
+                return Err(format!("asked for {id}, got {}", user.id).into());
+            }
+        }
+        lite.push(per_second(reads, started));
+    }
+    let case = "PostgreSQL: point read, 1 thread";
+    table.add(
+        case,
+        "plain diesel PgConnection, prepared",
+        "reads/s",
+        floor,
+    );
+    table.add(case, "litedal Users::find (AnyDatabase)", "reads/s", lite);
+    // What litedal adds on PostgreSQL is r2d2's checkout, whose connection test
+    // (`test_on_check_out`, a `SELECT 1` round trip) litedal keeps on: see PERFORMANCE.md.
+    Ok(())
+}
