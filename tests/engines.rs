@@ -976,3 +976,21 @@ fn the_cli_migrates_and_checks_postgres_and_names_the_tool_for_sqlite_only_comma
     );
     assert!(out.contains("unhealthy"), "{out}");
 }
+
+#[test]
+fn connections_idle_past_the_bypass_window_are_tested_so_a_server_restart_is_invisible() {
+    let Some(mut cluster) = PgCluster::start_or_skip("engines: restart").unwrap() else {
+        return;
+    };
+    let url = cluster.create_database("restart").unwrap();
+    let db = open_any(&[("DATABASE_URL", url.as_str())]).unwrap();
+    Users::insert(&db, &NewUser::new("a", "a@x.example")).unwrap();
+    assert_eq!(Users::count(&db).unwrap(), 1);
+    // Every pooled connection dies with the server; after the bypass window each one is
+    // tested at checkout and replaced, so callers see no error.
+    cluster.restart_primary().unwrap();
+    std::thread::sleep(litedal::postgres::ALIVE_BYPASS + Duration::from_millis(200));
+    assert_eq!(Users::count(&db).unwrap(), 1);
+    Users::insert(&db, &NewUser::new("b", "b@x.example")).unwrap();
+    assert_eq!(Users::count(&db).unwrap(), 2);
+}

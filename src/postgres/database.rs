@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use diesel::RunQueryDsl;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::MigrationHarness;
 
 use super::transaction::{WRITE_LOCK_KEY, write_on_pg};
@@ -17,7 +17,10 @@ use crate::config::PgConfig;
 use crate::error::{Error, Result};
 use crate::pragmas::Role;
 
-type PgPool = Pool<ConnectionManager<PgConnection>>;
+use super::pool::{PgManager, PgSession};
+
+type PgPool = Pool<PgManager>;
+type Pooled = PooledConnection<PgManager>;
 
 /// The pools of one PostgreSQL database: writes (and migrations) on `DATABASE_URL`, reads on
 /// `DATABASE_READ_URL` when it is set. `Clone + Send + Sync`; cheap to clone.
@@ -83,8 +86,8 @@ struct Session {
     statements: String,
 }
 
-impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for Session {
-    fn on_acquire(&self, conn: &mut PgConnection) -> std::result::Result<(), diesel::r2d2::Error> {
+impl CustomizeConnection<PgSession, diesel::r2d2::Error> for Session {
+    fn on_acquire(&self, conn: &mut PgSession) -> std::result::Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&self.statements).map_err(|e| {
             tracing::warn!(role = ?self.role, error = %e, "Database connection setup failed");
             diesel::r2d2::Error::QueryError(e)
@@ -154,9 +157,10 @@ impl PgDatabase {
                 .connection_timeout(config.pool_timeout())
                 // PostgreSQL connections can drop (a restarted server, a network cut): a
                 // checkout that finds one dead opens a new one instead of failing the caller.
+                // The test skips connections used within the last second (`pool.rs`).
                 .test_on_check_out(true)
                 .connection_customizer(Box::new(session(&config, role)))
-                .build(ConnectionManager::<PgConnection>::new(url))
+                .build(PgManager::new(url))
                 .map_err(|e| connection_error(&config, url, e))
         };
         let write_pool = build(Role::Write, config.url(), config.write_pool_size())?;
@@ -193,7 +197,7 @@ impl PgDatabase {
         &self.inner.config
     }
 
-    fn checkout(&self, role: Role) -> Result<PooledConnection<ConnectionManager<PgConnection>>> {
+    fn checkout(&self, role: Role) -> Result<Pooled> {
         let pool = match role {
             Role::Read => &self.inner.read_pool,
             Role::Write => &self.inner.write_pool,
@@ -275,7 +279,7 @@ impl PgDatabase {
     /// A standby connection for a read, or `None` when reads should use the primary: no
     /// standby configured, one found down or lagging within the last retry interval, or one
     /// that lags now. Each change of mind is logged once.
-    fn standby_connection(&self) -> Option<PooledConnection<ConnectionManager<PgConnection>>> {
+    fn standby_connection(&self) -> Option<Pooled> {
         let replica = self.inner.replica.as_ref()?;
         let config = &self.inner.config;
         let now = Instant::now();
@@ -318,7 +322,7 @@ impl PgDatabase {
             .checked
             .is_none_or(|(at, _)| now.duration_since(at) >= LAG_CHECK_INTERVAL);
         if due {
-            match diesel::sql_query(LAG_SQL).get_result::<LagMs>(&mut *conn) {
+            match diesel::sql_query(LAG_SQL).get_result::<LagMs>(&mut **conn) {
                 Ok(lag) => {
                     let lag = Duration::from_millis(lag.lag_ms.max(0).unsigned_abs());
                     replica.state.lock().checked = Some((now, lag));
@@ -367,7 +371,7 @@ impl PgDatabase {
                 waited: STANDBY_CHECKOUT_WAIT,
                 source: Some(e),
             })
-            .and_then(|mut conn| Ok(diesel::sql_query(LAG_SQL).get_result::<LagMs>(&mut *conn)?));
+            .and_then(|mut conn| Ok(diesel::sql_query(LAG_SQL).get_result::<LagMs>(&mut **conn)?));
         let mut state = replica.state.lock();
         match measured {
             Ok(lag) => {
@@ -421,22 +425,10 @@ impl PgDatabase {
     pub(crate) fn remember_health(&self, report: &crate::observe::health::HealthReport) {
         *self.inner.last_health.lock() = Some(report.clone());
     }
-
-    /// The write pool's connection with no transaction open, for code that manages its own.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::PoolTimeout`].
-    pub fn write_connection(&self) -> Result<PooledConnection<ConnectionManager<PgConnection>>> {
-        self.checkout(Role::Write)
-    }
 }
 
 /// `f` inside one read-only `REPEATABLE READ` transaction on `conn`.
-fn read_on<T>(
-    pooled: &mut PooledConnection<ConnectionManager<PgConnection>>,
-    f: impl FnOnce(&mut PgConnection) -> Result<T>,
-) -> Result<T> {
+fn read_on<T>(pooled: &mut Pooled, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
     let conn: &mut PgConnection = pooled;
     AnsiTransactionManager::begin_transaction_sql(
         conn,

@@ -6,10 +6,12 @@ mod batch;
 mod database;
 mod health;
 mod metrics;
+mod pool;
 mod transaction;
 
 pub(crate) use batch::insert_chunks_pg;
 pub use batch::{PG_MAX_BIND_VALUES, PgRows};
 pub use database::PgDatabase;
+pub use pool::{ALIVE_BYPASS, PgSession};
 pub use transaction::WRITE_LOCK_KEY;
 pub(crate) use transaction::write_on_pg;
