@@ -17,7 +17,7 @@ use crate::config::PgConfig;
 use crate::error::{Error, Result};
 use crate::pragmas::Role;
 
-use super::pool::{PgManager, PgSession};
+use super::pool::{ALIVE_BYPASS, PgManager, PgSession};
 
 type PgPool = Pool<PgManager>;
 type Pooled = PooledConnection<PgManager>;
@@ -150,7 +150,7 @@ impl PgDatabase {
                 }
             }
         }
-        let build = |role: Role, url: &str, size: u32| -> Result<PgPool> {
+        let build = |role: Role, url: &str, size: u32, bypass: Duration| -> Result<PgPool> {
             Pool::builder()
                 .max_size(size)
                 .min_idle(Some(0))
@@ -160,13 +160,25 @@ impl PgDatabase {
                 // The test skips connections used within the last second (`pool.rs`).
                 .test_on_check_out(true)
                 .connection_customizer(Box::new(session(&config, role)))
-                .build(PgManager::new(url))
+                .build(PgManager::new(url, bypass))
                 .map_err(|e| connection_error(&config, url, e))
         };
-        let write_pool = build(Role::Write, config.url(), config.write_pool_size())?;
+        let write_pool = build(
+            Role::Write,
+            config.url(),
+            config.write_pool_size(),
+            ALIVE_BYPASS,
+        )?;
         drop(conn);
         let read_url = config.read_url().unwrap_or(config.url()).to_owned();
-        let read_pool = build(Role::Read, &read_url, config.read_pool_size())?;
+        // A standby's connections are tested at every checkout: one that went down must send
+        // reads to the primary, not fail them.
+        let read_bypass = if config.read_url().is_some() {
+            Duration::ZERO
+        } else {
+            ALIVE_BYPASS
+        };
+        let read_pool = build(Role::Read, &read_url, config.read_pool_size(), read_bypass)?;
         tracing::info!(
             url = %config.display_url(),
             read_url = config.read_url().map(crate::url::redact_password),

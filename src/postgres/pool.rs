@@ -38,11 +38,21 @@ impl DerefMut for PgSession {
 
 /// diesel's `ConnectionManager<PgConnection>` with the idle-based test.
 #[derive(Debug)]
-pub(crate) struct PgManager(ConnectionManager<PgConnection>);
+pub(crate) struct PgManager {
+    manager: ConnectionManager<PgConnection>,
+    /// Connections used more recently than this are handed out untested.
+    bypass: Duration,
+}
 
 impl PgManager {
-    pub(crate) fn new(url: &str) -> PgManager {
-        PgManager(ConnectionManager::new(url))
+    /// A manager for `url` that skips the test for connections used within `bypass`: the
+    /// primary's pools use [`ALIVE_BYPASS`]; a standby's pool tests every checkout (zero), so
+    /// a standby that went down sends reads to the primary instead of failing one.
+    pub(crate) fn new(url: &str, bypass: Duration) -> PgManager {
+        PgManager {
+            manager: ConnectionManager::new(url),
+            bypass,
+        }
     }
 }
 
@@ -52,21 +62,21 @@ impl ManageConnection for PgManager {
 
     fn connect(&self) -> Result<PgSession, Self::Error> {
         Ok(PgSession {
-            conn: self.0.connect()?,
+            conn: self.manager.connect()?,
             last_used: Instant::now(),
         })
     }
 
     fn is_valid(&self, session: &mut PgSession) -> Result<(), Self::Error> {
-        if session.last_used.elapsed() < ALIVE_BYPASS {
+        if session.last_used.elapsed() < self.bypass {
             return Ok(());
         }
-        self.0.is_valid(&mut session.conn)
+        self.manager.is_valid(&mut session.conn)
     }
 
     /// Called when a connection goes back to the pool: the moment it was last used.
     fn has_broken(&self, session: &mut PgSession) -> bool {
         session.last_used = Instant::now();
-        self.0.has_broken(&mut session.conn)
+        self.manager.has_broken(&mut session.conn)
     }
 }
