@@ -955,6 +955,20 @@ fn the_cli_migrates_and_checks_postgres_and_names_the_tool_for_sqlite_only_comma
         .collect();
     assert_eq!(names, ["read_latency", "write_latency", "pool_utilization"]);
 
+    let (code, out, err) = litedal(&["stats", "--json"], &url);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["engine"], "postgres");
+    assert_eq!(stats["pools"][0]["pool"], "read");
+    assert_eq!(stats["pools"][0]["max_size"], 20);
+    assert_eq!(stats["pools"][1]["max_size"], 5);
+    let (code, out, _) = litedal(&["stats"], &url);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("(PostgreSQL)") && out.contains("replica lag"),
+        "{out}"
+    );
+
     for (command, tool) in [
         (&["backup", "x.db"][..], "pg_dump"),
         (&["restore", "x.db"][..], "pg_restore"),

@@ -245,7 +245,7 @@ pub fn run(migrations: Option<&'static EmbeddedMigrations>) -> ExitCode {
         let result = match cli.command {
             Command::Migrate { migrations_dir } => postgres::migrate(migrations_dir),
             Command::Health { json } => postgres::health(json),
-            Command::Stats { .. } => postgres::not_yet("stats"),
+            Command::Stats { json } => postgres::stats(json),
             Command::ServeMetrics { .. } => postgres::not_yet("serve-metrics"),
             Command::Checkpoint { .. } => postgres::sqlite_only("checkpoint"),
             Command::Backup { .. } => postgres::sqlite_only("backup"),

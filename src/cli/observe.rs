@@ -103,7 +103,7 @@ pub(super) fn serve_metrics(addr: Option<SocketAddr>) -> CmdResult {
 }
 
 /// Columns: the first left-aligned, the others right-aligned.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     aligned_table(headers, rows, &[])
 }
 

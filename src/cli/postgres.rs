@@ -11,7 +11,7 @@ use diesel::pg::{Pg, PgConnection};
 use diesel_migrations::{FileBasedMigrations, MigrationHarness};
 
 use super::common::{CmdResult, Failure};
-use super::observe::health_table;
+use super::observe::{health_table, table};
 use crate::config::{AnyConfig, HealthThresholds};
 use crate::postgres::{PgDatabase, WRITE_LOCK_KEY};
 use crate::{ConfigBuilder, Error, HealthReport};
@@ -100,6 +100,66 @@ pub(super) fn health(json: bool) -> CmdResult {
     Ok(ExitCode::from(
         u8::try_from(report.status.exit_code()).unwrap_or(2),
     ))
+}
+
+/// `stats` on PostgreSQL: the pools and the standby. Query counters are not collected on
+/// PostgreSQL yet, and the pools are this process's (the CLI's own), as on SQLite.
+pub(super) fn stats(json: bool) -> CmdResult {
+    let db = PgDatabase::open(config()?)?;
+    let lag = db.measure_replica_lag();
+    let pools: Vec<(String, u32, u32, u32)> = [crate::Role::Read, crate::Role::Write]
+        .into_iter()
+        .map(|role| {
+            let (open, idle, max) = db.pool_state(role);
+            (role.to_string(), max, open, idle)
+        })
+        .collect();
+    let lag_text = match &lag {
+        Ok(Some(lag)) => format!("{:.3} s", lag.as_secs_f64()),
+        Ok(None) => "no standby (DATABASE_READ_URL unset)".to_owned(),
+        Err(error) => format!("the standby cannot be asked: {error}"),
+    };
+    if json {
+        let value = serde_json::json!({
+            "engine": "postgres",
+            "url": db.config().display_url(),
+            "read_url": db.config().read_url().map(crate::url::redact_password),
+            "pools": pools.iter().map(|(pool, max, open, idle)| serde_json::json!({
+                "pool": pool, "max_size": max, "open": open, "idle": idle,
+                "active": open.saturating_sub(*idle),
+            })).collect::<Vec<_>>(),
+            "replica_lag_seconds": lag.as_ref().ok().and_then(|l| l.map(|l| l.as_secs_f64())),
+            "reads_on_primary": db.reads_on_primary(),
+        });
+        let text = serde_json::to_string_pretty(&value).map_err(|e| Failure::new(e, 1))?;
+        println!("{text}");
+    } else {
+        let rows: Vec<Vec<String>> = pools
+            .iter()
+            .map(|(pool, max, open, idle)| {
+                vec![
+                    pool.clone(),
+                    max.to_string(),
+                    open.to_string(),
+                    idle.to_string(),
+                    open.saturating_sub(*idle).to_string(),
+                ]
+            })
+            .collect();
+        println!(
+            "litedal stats of {} (PostgreSQL)\n",
+            db.config().display_url()
+        );
+        print!(
+            "{}",
+            table(&["pool", "max", "open", "idle", "active"], &rows)
+        );
+        println!("\nreplica lag: {lag_text}");
+        println!(
+            "query statistics: not collected on PostgreSQL yet (pool figures are this process's)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A command that is SQLite's: what to use on PostgreSQL instead.
