@@ -25,7 +25,9 @@ use diesel::{Insertable, Table};
 
 use crate::database::{Database, write_on};
 use crate::engine::{EngineKind, SqliteEngine};
-use crate::error::{BatchChunk, Error, Result};
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::{Result, chunk_failed};
 
 /// SQLite's limit on bound values per statement (SQLITE_MAX_VARIABLE_NUMBER of the bundled
 /// SQLite, 3.32 and later).
@@ -323,16 +325,7 @@ where
             }
             None => R::insert_chunk(table, chunk, conn),
         };
-        inserted += result.map_err(|e| {
-            let start = index * chunk_rows;
-            let at = BatchChunk {
-                index,
-                count,
-                rows: start..start + chunk.len(),
-            };
-            tracing::warn!(error = %e, chunk = %at, "Database batch insert failed");
-            Error::from(e).in_chunk(at)
-        })?;
+        inserted += result.map_err(|e| chunk_failed(e, index, count, chunk_rows, chunk.len()))?;
     }
     Ok(inserted)
 }

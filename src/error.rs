@@ -467,6 +467,25 @@ fn named(name: Option<&str>, message: String) -> String {
         .unwrap_or(message)
 }
 
+/// The error of chunk `index` (of `count`, `chunk_rows` rows each) of a batch insert whose
+/// statement failed with `error`: logged once, and named by the returned error.
+pub(crate) fn chunk_failed(
+    error: DieselError,
+    index: usize,
+    count: usize,
+    chunk_rows: usize,
+    len: usize,
+) -> Error {
+    let start = index * chunk_rows;
+    let at = BatchChunk {
+        index,
+        count,
+        rows: start..start + len,
+    };
+    tracing::warn!(error = %error, chunk = %at, "Database batch insert failed");
+    Error::from(error).in_chunk(at)
+}
+
 impl From<DieselError> for Error {
     fn from(error: DieselError) -> Self {
         match error {

@@ -19,7 +19,25 @@ pub(super) fn migrate(
     let db = open(true)?;
     let applied_now = db.run_pending_migrations_from(&source)?;
     let applied = db.applied_migrations_from(&source)?;
-    let mut out = format!("migrations: {}\n", source.describe());
+    let out = migrate_report(
+        &source.describe(),
+        &applied_now,
+        &db.location().to_url(),
+        &applied,
+    );
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `migrate` prints on either engine: the source, the migrations applied now, and every
+/// applied one in `database`.
+pub(super) fn migrate_report(
+    source: &str,
+    applied_now: &[String],
+    database: &str,
+    applied: &[String],
+) -> String {
+    let mut out = format!("migrations: {source}\n");
     if applied_now.is_empty() {
         out.push_str("no pending migrations\n");
     } else {
@@ -27,20 +45,18 @@ pub(super) fn migrate(
             "applied {} pending migration(s):\n",
             applied_now.len()
         ));
-        for name in &applied_now {
+        for name in applied_now {
             out.push_str(&format!("  {name}\n"));
         }
     }
     out.push_str(&format!(
-        "applied migrations in {} ({}):\n",
-        db.location().to_url(),
+        "applied migrations in {database} ({}):\n",
         applied.len()
     ));
-    for name in &applied {
+    for name in applied {
         out.push_str(&format!("  {name}\n"));
     }
-    print!("{out}");
-    Ok(ExitCode::SUCCESS)
+    out
 }
 
 pub(super) fn stats(json: bool) -> CmdResult {

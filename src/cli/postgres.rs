@@ -11,7 +11,7 @@ use diesel::pg::{Pg, PgConnection};
 use diesel_migrations::{FileBasedMigrations, MigrationHarness};
 
 use super::common::{CmdResult, Failure};
-use super::observe::{health_table, table};
+use super::observe::{health_table, migrate_report, table};
 use crate::config::{AnyConfig, HealthThresholds};
 use crate::postgres::{PgDatabase, WRITE_LOCK_KEY};
 use crate::{ConfigBuilder, Error, HealthReport};
@@ -58,26 +58,12 @@ pub(super) fn migrate(dir: Option<PathBuf>) -> CmdResult {
     let known = MigrationSource::<Pg>::migrations(&source)
         .map(|m| m.len())
         .unwrap_or_default();
-    let mut out = format!("migrations: {} ({known})\n", dir.display());
-    if applied_now.is_empty() {
-        out.push_str("no pending migrations\n");
-    } else {
-        out.push_str(&format!(
-            "applied {} pending migration(s):\n",
-            applied_now.len()
-        ));
-        for version in &applied_now {
-            out.push_str(&format!("  {version}\n"));
-        }
-    }
-    out.push_str(&format!(
-        "applied migrations in {} ({}):\n",
-        config.display_url(),
-        applied.len()
-    ));
-    for version in &applied {
-        out.push_str(&format!("  {version}\n"));
-    }
+    let out = migrate_report(
+        &format!("{} ({known})", dir.display()),
+        &applied_now,
+        &config.display_url(),
+        &applied,
+    );
     print!("{out}");
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sqlite::{Sqlite, SqliteQueryBuilder};
 use diesel::{Insertable, Table};
 
-use crate::error::{BatchChunk, Error, Result};
+use crate::error::{Result, chunk_failed};
 
 /// Bind values PostgreSQL takes in one statement (its protocol counts them in 16 bits).
 pub const PG_MAX_BIND_VALUES: usize = 65_535;
@@ -87,16 +87,8 @@ where
     let count = rows.len().div_ceil(chunk_rows);
     let mut inserted = 0;
     for (index, chunk) in rows.chunks(chunk_rows).enumerate() {
-        inserted += R::insert_chunk_pg(table, chunk, conn).map_err(|e| {
-            let start = index * chunk_rows;
-            let at = BatchChunk {
-                index,
-                count,
-                rows: start..start + chunk.len(),
-            };
-            tracing::warn!(error = %e, chunk = %at, "Database batch insert failed");
-            Error::from(e).in_chunk(at)
-        })?;
+        inserted += R::insert_chunk_pg(table, chunk, conn)
+            .map_err(|e| chunk_failed(e, index, count, chunk_rows, chunk.len()))?;
     }
     Ok(inserted)
 }
