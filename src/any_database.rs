@@ -122,6 +122,25 @@ impl AnyDatabase {
         }
     }
 
+    /// The engine's statistics: [`Database::connection_stats`] or
+    /// [`PgDatabase::connection_stats`] (no files, memory or page caches on PostgreSQL).
+    pub fn connection_stats(&self) -> crate::observe::stats::ConnectionStats {
+        match self {
+            AnyDatabase::Sqlite(db) => db.connection_stats(),
+            AnyDatabase::Postgres(db) => db.connection_stats(),
+        }
+    }
+
+    /// The address of the `/metrics` + `/health` endpoint that opening started for
+    /// `DB_METRICS_ADDR`, while it runs.
+    #[cfg(feature = "metrics-server")]
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            AnyDatabase::Sqlite(db) => db.metrics_addr(),
+            AnyDatabase::Postgres(db) => db.metrics_addr(),
+        }
+    }
+
     /// The engine's metrics in the Prometheus text format: [`Database::render_metrics`] or
     /// [`PgDatabase::render_metrics`].
     ///

@@ -413,9 +413,11 @@ impl Error {
     }
 }
 
-/// True when a diesel error is SQLITE_BUSY ("database is locked").
+/// True when a diesel error is SQLITE_BUSY ("database is locked"), or a PostgreSQL lock or
+/// statement timeout: what maps to [`Error::Busy`].
 pub(crate) fn is_busy_error(error: &DieselError) -> bool {
-    matches!(error, DieselError::DatabaseError(_, info) if is_busy_message(info.message()))
+    matches!(error, DieselError::DatabaseError(_, info)
+        if is_busy_message(info.message()) || is_pg_timeout_message(info.message()))
 }
 
 /// SQLite's message for SQLITE_BUSY; diesel reports it as `DatabaseErrorKind::Unknown`.

@@ -2,6 +2,8 @@
 //! on SQLite and on a real PostgreSQL server (a throwaway `PgCluster`), through
 //! `litedal::on_engine!` and `AnyConnection`.
 
+mod common;
+
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -962,10 +964,23 @@ fn the_cli_migrates_and_checks_postgres_and_names_the_tool_for_sqlite_only_comma
     assert_eq!(stats["pools"][0]["pool"], "read");
     assert_eq!(stats["pools"][0]["max_size"], 20);
     assert_eq!(stats["pools"][1]["max_size"], 5);
+    // The statement counters (zero: the CLI's process ran no statement on its pools).
+    assert_eq!(stats["pools"][1]["queries"]["queries"], 0, "{out}");
+    assert!(
+        stats["transactions"]["write"]["committed"].is_u64(),
+        "{out}"
+    );
+    assert!(
+        stats["memory"].is_null() && stats["files"].is_null(),
+        "{out}"
+    );
     let (code, out, _) = litedal(&["stats"], &url);
     assert_eq!(code, Some(0));
     assert!(
-        out.contains("(PostgreSQL)") && out.contains("replica lag"),
+        out.contains("(PostgreSQL, instrumented=true)")
+            && out.contains("queries")
+            && !out.contains("page cache")
+            && out.contains("replica lag"),
         "{out}"
     );
 
@@ -1007,4 +1022,341 @@ fn connections_idle_past_the_bypass_window_are_tested_so_a_server_restart_is_inv
     assert_eq!(Users::count(&db).unwrap(), 1);
     Users::insert(&db, &NewUser::new("b", "b@x.example")).unwrap();
     assert_eq!(Users::count(&db).unwrap(), 2);
+}
+
+/// A counter of one pool of `stats`.
+fn pool<'a>(stats: &'a litedal::ConnectionStats, name: &str) -> &'a litedal::PoolStats {
+    stats
+        .pools
+        .iter()
+        .find(|p| p.pool.as_str() == name)
+        .unwrap_or_else(|| panic!("no {name} pool in {stats:?}"))
+}
+
+#[test]
+fn postgres_counts_statements_and_transactions_and_serves_them_on_metrics() {
+    let Some(cluster) = PgCluster::start_or_skip("engines: statistics").unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}/stats.db", dir.path().display());
+    let pg_url = cluster.create_database("stats").unwrap();
+    for url in [sqlite_url.as_str(), pg_url.as_str()] {
+        let db = open_any(&[
+            ("DATABASE_URL", url),
+            ("DB_SLOW_QUERY_MS", "20"),
+            ("DB_METRICS_ADDR", "127.0.0.1:0"),
+        ])
+        .unwrap();
+        let engine = db.engine();
+        let before = db.connection_stats();
+        // The same work on both engines: 3 writes (one rolled back, one failing on a
+        // constraint), 2 reads, and one statement slower than DB_SLOW_QUERY_MS.
+        let rows = [
+            NewUser::new("a", "a@x.example"),
+            NewUser::new("b", "b@x.example"),
+        ];
+        Users::batch_insert(&db, &rows).unwrap();
+        let rolled_back: Result<(), Error> = db.transaction(|tx| {
+            Users::insert(&mut *tx, &NewUser::new("c", "c@x.example"))?;
+            Err(Error::NotFound)
+        });
+        assert!(rolled_back.is_err());
+        let duplicate = db.transaction(|tx| Users::insert(&mut *tx, &rows[0]));
+        assert!(
+            matches!(duplicate, Err(Error::Conflict { .. })),
+            "{duplicate:?}"
+        );
+        let count = db.read(|conn| Users::count(&mut *conn)).unwrap();
+        assert_eq!(count, 2, "{engine}");
+        db.read(|conn| {
+            litedal::on_engine!(conn, |c| {
+                let sleep = if engine == "postgres" {
+                    "SELECT pg_sleep(0.05)"
+                } else {
+                    // A recursive count that takes well over 20 ms on SQLite.
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                     WHERE i < 3000000) SELECT count(*) FROM n"
+                };
+                c.batch_execute(sleep)
+            })?;
+            Ok(())
+        })
+        .unwrap();
+
+        let stats = db.connection_stats();
+        assert!(stats.instrumented);
+        let names: Vec<&str> = stats.pools.iter().map(|p| p.pool.as_str()).collect();
+        assert_eq!(names, ["read", "write"], "{engine}");
+        let t = &stats.transactions;
+        assert_eq!(
+            (
+                t.write.committed - before.transactions.write.committed,
+                t.write.rolled_back
+            ),
+            (1, 2),
+            "{engine}: batch_insert committed; the Err and the conflict rolled back"
+        );
+        assert_eq!(
+            t.read.committed - before.transactions.read.committed,
+            2,
+            "{engine}"
+        );
+        let write = pool(&stats, "write");
+        let read = pool(&stats, "read");
+        // BEGIN, the lock or advisory lock, the INSERT and COMMIT/ROLLBACK of each write.
+        assert!(
+            write.queries.queries - pool(&before, "write").queries.queries >= 9,
+            "{engine}: {write:?}"
+        );
+        // diesel's SQLite connection reports a failing INSERT ... RETURNING to its
+        // instrumentation without the error, so only PostgreSQL counts the conflict.
+        if engine == "postgres" {
+            assert!(
+                write.queries.errors >= 1,
+                "{engine}: the conflict is an error: {write:?}"
+            );
+        }
+        assert!(read.queries.queries >= 4, "{engine}: {read:?}");
+        assert!(read.queries.slow_queries >= 1, "{engine}: {read:?}");
+        assert!(
+            read.queries.duration_max >= Duration::from_millis(20),
+            "{engine}: {read:?}"
+        );
+        assert_eq!(
+            read.queries.duration_buckets.last().copied(),
+            Some(read.queries.queries),
+            "{engine}: every statement is under the 10 s bound"
+        );
+        assert!(
+            write.checkouts >= 3 && read.checkouts >= 2,
+            "{engine}: {stats:?}"
+        );
+        assert_eq!(
+            stats.total.queries.queries,
+            read.queries.queries + write.queries.queries
+        );
+        // SQLite's own figures exist only on SQLite, never as zeros on PostgreSQL.
+        let sqlite = engine == "sqlite";
+        assert_eq!(stats.files.is_some(), sqlite, "{engine}");
+        assert_eq!(stats.memory.is_some(), sqlite, "{engine}");
+        assert_eq!(write.cache.is_some(), sqlite, "{engine}");
+
+        // The endpoint of DB_METRICS_ADDR serves the same names on both engines.
+        let addr = db
+            .metrics_addr()
+            .expect("DB_METRICS_ADDR starts the endpoint");
+        let (status, body) = common::http_get(addr, "/metrics");
+        assert_eq!(status, 200, "{engine}: {body}");
+        let scrape = common::parse_metrics(&body);
+        let value = |name: &str, labels: &[(&str, &str)]| -> Option<f64> {
+            scrape
+                .samples
+                .iter()
+                .find(|s| {
+                    s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v))
+                })
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v,
+                    ref other => panic!("{name}: {other:?}"),
+                })
+        };
+        assert_eq!(
+            value("litedal_info", &[("engine", engine)]),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(
+            value(
+                "litedal_transactions_total",
+                &[("role", "write"), ("outcome", "rolled_back")]
+            ),
+            Some(2.0),
+            "{engine}: {body}"
+        );
+        assert!(
+            value("litedal_slow_queries_total", &[("pool", "read")]).unwrap_or(0.0) >= 1.0,
+            "{engine}: {body}"
+        );
+        assert!(
+            value("litedal_queries_total", &[("pool", "write")]).unwrap_or(0.0) >= 9.0,
+            "{engine}: {body}"
+        );
+        assert!(
+            body.contains("litedal_query_duration_seconds_bucket{pool=\"read\""),
+            "{engine}: {body}"
+        );
+        for sqlite_only in [
+            "litedal_cache_hits_total",
+            "litedal_sqlite_memory_used_bytes",
+            "litedal_wal_size_bytes",
+            "litedal_database_size_bytes",
+        ] {
+            assert_eq!(
+                body.contains(sqlite_only),
+                sqlite,
+                "{engine}: {sqlite_only} in\n{body}"
+            );
+        }
+        let (status, health) = common::http_get(addr, "/health");
+        assert_eq!(status, 200, "{engine}: {health}");
+        assert!(health.contains("\"write_latency\""), "{engine}: {health}");
+
+        // The endpoint does not keep the database open and stops with its last clone.
+        // (tiny_http closes its listener from its own accept thread, so allow it a moment.)
+        drop(db);
+        let closed = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            std::net::TcpStream::connect(addr).is_err()
+        });
+        assert!(
+            closed,
+            "{engine}: the endpoint still listens 5 s after the database was dropped"
+        );
+    }
+}
+
+#[test]
+fn the_cli_serves_metrics_for_postgres_until_killed() {
+    use std::io::BufRead;
+    let Some(cluster) = PgCluster::start_or_skip("engines: serve-metrics").unwrap() else {
+        return;
+    };
+    let url = cluster.create_database("serve").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_litedal"))
+        .args(["serve-metrics", "--addr", "127.0.0.1:0"])
+        .env("DATABASE_URL", &url)
+        .env_remove("DB_METRICS_ADDR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let (status, body) = common::http_get(addr, "/metrics");
+    let (health, health_body) = common::http_get(addr, "/health");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(!line.contains("secret"), "{line}");
+    let scrape = common::parse_metrics(&body);
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "litedal_info" && s.labels.get("engine") == Some("postgres")),
+        "{body}"
+    );
+    assert!(
+        body.contains("litedal_queries_total{pool=\"read\"}"),
+        "{body}"
+    );
+    assert_eq!(health, 200, "{health_body}");
+    assert!(
+        health_body.contains("\"status\": \"healthy\""),
+        "{health_body}"
+    );
+}
+
+#[test]
+fn one_test_body_runs_on_an_any_test_db_of_each_engine() {
+    use litedal::testing::TestEngine;
+    for engine in TestEngine::ALL {
+        let Some(db) = litedal::example::any_test_db(engine, "engines: AnyTestDb").unwrap() else {
+            continue;
+        };
+        assert_eq!(db.engine(), engine.as_str());
+        let emails: Vec<String> = (0..250).map(|i| format!("t{i:03}@x.example")).collect();
+        let rows: Vec<NewUser> = emails.iter().map(|e| NewUser::new("t", e)).collect();
+        assert_eq!(Users::batch_insert(&*db, &rows).unwrap(), 250, "{engine:?}");
+        let first = Users::find_by_email(&*db, "t000@x.example")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.name, "t");
+        assert_eq!(Users::count(&*db).unwrap(), 250, "{engine:?}");
+    }
+    // Each AnyTestDb is a database of its own: a second one starts empty.
+    for engine in TestEngine::ALL {
+        let Some(db) = litedal::example::any_test_db(engine, "engines: AnyTestDb").unwrap() else {
+            continue;
+        };
+        assert_eq!(Users::count(&*db).unwrap(), 0, "{engine:?}");
+    }
+}
+
+#[test]
+fn any_test_db_uses_and_cleans_up_the_server_named_by_the_environment() {
+    let Some(cluster) = PgCluster::start_or_skip("engines: AnyTestDb on a named server").unwrap()
+    else {
+        return;
+    };
+    // The variable goes to a child process (this test binary running one ignored test), not
+    // into this process's environment, which the tests running beside this one share.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "any_test_db_child_opens_on_the_named_server",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(litedal::testing::TEST_POSTGRES_URL, cluster.primary_url())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+    // The child's database was made on the named server and dropped with its AnyTestDb.
+    let mut conn = diesel::PgConnection::establish(&cluster.primary_url()).unwrap();
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let left: Vec<Name> =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'litedal_test_%'")
+            .load(&mut conn)
+            .unwrap();
+    assert!(
+        left.is_empty(),
+        "left behind: {:?}",
+        left.iter().map(|n| &n.datname).collect::<Vec<_>>()
+    );
+    assert!(stdout.contains("made litedal_test_"), "{stdout}");
+}
+
+/// Run by `any_test_db_uses_and_cleans_up_the_server_named_by_the_environment` in a child
+/// process with `LITEDAL_TEST_POSTGRES_URL` set.
+#[test]
+#[ignore = "run by any_test_db_uses_and_cleans_up_the_server_named_by_the_environment"]
+fn any_test_db_child_opens_on_the_named_server() {
+    let admin = std::env::var(litedal::testing::TEST_POSTGRES_URL).unwrap();
+    let db = litedal::example::any_test_db(litedal::testing::TestEngine::Postgres, "child")
+        .unwrap()
+        .unwrap();
+    let litedal::AnyDatabase::Postgres(pg) = &*db else {
+        panic!("not PostgreSQL");
+    };
+    let url = pg.config().url().to_owned();
+    let port = admin.rsplit(':').next().unwrap().split('/').next().unwrap();
+    assert!(
+        url.contains(&format!(":{port}/litedal_test_")),
+        "{url} on {admin}"
+    );
+    println!("made {}", url.rsplit('/').next().unwrap());
+    Users::batch_insert(&*db, &[NewUser::new("c", "c@x.example")]).unwrap();
+    assert_eq!(Users::count(&*db).unwrap(), 1);
 }

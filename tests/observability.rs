@@ -541,16 +541,20 @@ fn page_cache_counters_and_sqlite_memory_are_reported() {
     db.checkpoint(litedal::CheckpointMode::Truncate).unwrap();
     point_reads(db.db(), 4000);
     let stats = db.connection_stats();
-    let read = &stats.pool_for(Role::Read).cache;
+    let read = &stats
+        .pool_for(Role::Read)
+        .cache
+        .expect("SQLite has page caches");
     eprintln!("mmap off: {read:?}");
     assert!(read.hits > read.misses, "{read:?}");
     assert!(read.hit_ratio.unwrap() > 0.5, "{read:?}");
     assert!(read.used_bytes > 0, "{read:?}");
-    let write = &stats.pool_for(Role::Write).cache;
+    let write = &stats.pool_for(Role::Write).cache.unwrap();
     assert!(write.writes > 0, "the batch wrote pages: {write:?}");
-    assert_eq!(stats.total.cache.hits, read.hits + write.hits);
-    assert!(stats.memory.used_bytes > 0);
-    assert!(stats.memory.high_water_bytes >= stats.memory.used_bytes);
+    assert_eq!(stats.total.cache.unwrap().hits, read.hits + write.hits);
+    let memory = stats.memory.expect("SQLite reports its memory");
+    assert!(memory.used_bytes > 0);
+    assert!(memory.high_water_bytes >= memory.used_bytes);
 
     // With mmap, pages read through the map bypass the page cache.
     let mapped =
@@ -560,7 +564,11 @@ fn page_cache_counters_and_sqlite_memory_are_reported() {
         .checkpoint(litedal::CheckpointMode::Truncate)
         .unwrap();
     point_reads(mapped.db(), 4000);
-    let read_mapped = mapped.connection_stats().pool_for(Role::Read).cache;
+    let read_mapped = mapped
+        .connection_stats()
+        .pool_for(Role::Read)
+        .cache
+        .unwrap();
     eprintln!("mmap 64 MiB: {read_mapped:?}");
     assert!(
         read_mapped.hits < read.hits,

@@ -246,7 +246,7 @@ pub fn run(migrations: Option<&'static EmbeddedMigrations>) -> ExitCode {
             Command::Migrate { migrations_dir } => postgres::migrate(migrations_dir),
             Command::Health { json } => postgres::health(json),
             Command::Stats { json } => postgres::stats(json),
-            Command::ServeMetrics { .. } => postgres::not_yet("serve-metrics"),
+            Command::ServeMetrics { addr } => postgres::serve_metrics(addr),
             Command::Checkpoint { .. } => postgres::sqlite_only("checkpoint"),
             Command::Backup { .. } => postgres::sqlite_only("backup"),
             Command::Restore { .. } => postgres::sqlite_only("restore"),

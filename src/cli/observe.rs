@@ -66,7 +66,17 @@ pub(super) fn stats(json: bool) -> CmdResult {
         let text = serde_json::to_string_pretty(&stats).map_err(|e| Failure::new(e, 1))?;
         println!("{text}");
     } else {
-        print!("{}", stats_tables(&db, &stats));
+        let header = format!(
+            "litedal stats for {} (journal_mode={}, instrumented={})\n",
+            db.config().location().to_url(),
+            db.journal_mode(),
+            stats.instrumented
+        );
+        let path = db
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        print!("{}", stats_tables(&header, &stats, &path));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -159,13 +169,11 @@ fn opt(n: Option<u64>) -> String {
     n.map_or_else(|| "-".to_owned(), |n| n.to_string())
 }
 
-fn stats_tables(db: &Database, stats: &ConnectionStats) -> String {
+/// The tables of `litedal stats` under `header`, for either engine: SQLite's page caches,
+/// memory and files (at `path`) only where the statistics have them.
+pub(super) fn stats_tables(header: &str, stats: &ConnectionStats, path: &str) -> String {
     let mut out = format!(
-        "litedal stats for {} (journal_mode={}, instrumented={})\n\
-         counters cover this process only; an application's live counters are on its /metrics\n\n",
-        db.config().location().to_url(),
-        db.journal_mode(),
-        stats.instrumented
+        "{header}counters cover this process only; an application's live counters are on its /metrics\n\n"
     );
     let pools: Vec<&PoolStats> = stats.pools.iter().chain([&stats.total]).collect();
     let rows: Vec<Vec<String>> = pools
@@ -239,9 +247,9 @@ fn stats_tables(db: &Database, stats: &ConnectionStats) -> String {
     out.push('\n');
     let rows: Vec<Vec<String>> = pools
         .iter()
-        .map(|p| {
-            let c = &p.cache;
-            vec![
+        .filter_map(|p| {
+            let c = p.cache.as_ref()?;
+            Some(vec![
                 p.pool.to_string(),
                 c.hits.to_string(),
                 c.misses.to_string(),
@@ -250,25 +258,29 @@ fn stats_tables(db: &Database, stats: &ConnectionStats) -> String {
                 c.writes.to_string(),
                 c.spills.to_string(),
                 c.used_bytes.to_string(),
-            ]
+            ])
         })
         .collect();
-    out.push_str(&table(
-        &[
-            "page cache",
-            "hits",
-            "misses",
-            "hit %",
-            "writes",
-            "spills",
-            "bytes used",
-        ],
-        &rows,
-    ));
-    out.push_str(&format!(
-        "SQLite memory in this process: {} bytes (high-water mark {} bytes)\n\n",
-        stats.memory.used_bytes, stats.memory.high_water_bytes
-    ));
+    if !rows.is_empty() {
+        out.push_str(&table(
+            &[
+                "page cache",
+                "hits",
+                "misses",
+                "hit %",
+                "writes",
+                "spills",
+                "bytes used",
+            ],
+            &rows,
+        ));
+    }
+    if let Some(memory) = &stats.memory {
+        out.push_str(&format!(
+            "SQLite memory in this process: {} bytes (high-water mark {} bytes)\n\n",
+            memory.used_bytes, memory.high_water_bytes
+        ));
+    }
     let t = &stats.transactions;
     out.push_str(&table(
         &["transactions", "committed", "rolled back"],
@@ -297,9 +309,7 @@ fn stats_tables(db: &Database, stats: &ConnectionStats) -> String {
                 "free pages",
             ],
             &[vec![
-                db.path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
+                path.to_owned(),
                 f.database_bytes.to_string(),
                 f.wal_bytes.to_string(),
                 opt(f.page_size),
@@ -307,7 +317,8 @@ fn stats_tables(db: &Database, stats: &ConnectionStats) -> String {
                 opt(f.freelist_count),
             ]],
         )),
-        None => out.push_str("files: none (in-memory database)\n"),
+        None if stats.memory.is_some() => out.push_str("files: none (in-memory database)\n"),
+        None => {}
     }
     out
 }

@@ -11,7 +11,7 @@ use diesel::pg::{Pg, PgConnection};
 use diesel_migrations::{FileBasedMigrations, MigrationHarness};
 
 use super::common::{CmdResult, Failure};
-use super::observe::{health_table, migrate_report, table};
+use super::observe::{health_table, migrate_report, stats_tables};
 use crate::config::{AnyConfig, HealthThresholds};
 use crate::postgres::{PgDatabase, WRITE_LOCK_KEY};
 use crate::{ConfigBuilder, Error, HealthReport};
@@ -21,12 +21,21 @@ pub(super) fn selected() -> bool {
     std::env::var("DATABASE_URL").is_ok_and(|url| crate::url::is_postgres_url(&url))
 }
 
+/// The environment's PostgreSQL configuration, without running migrations at open and
+/// without the endpoint of DB_METRICS_ADDR (serve-metrics starts its own), as on SQLite.
 fn config() -> Result<crate::PgConfig, Error> {
-    match ConfigBuilder::from_env()?
-        .run_migrations(false)
-        .build_any()?
-    {
-        AnyConfig::Postgres(config) => Ok(config),
+    Ok(env_config()?.0)
+}
+
+/// The configuration as [`config`] returns it, and DB_METRICS_ADDR.
+fn env_config() -> Result<(crate::PgConfig, Option<std::net::SocketAddr>), Error> {
+    let builder = || ConfigBuilder::from_env().map(|b| b.run_migrations(false));
+    let addr = match builder()?.build_any()? {
+        AnyConfig::Postgres(config) => config.metrics_addr(),
+        AnyConfig::Sqlite(_) => None,
+    };
+    match builder()?.metrics_addr(None).build_any()? {
+        AnyConfig::Postgres(config) => Ok((config, addr)),
         AnyConfig::Sqlite(_) => Err(Error::config(
             "DATABASE_URL",
             "",
@@ -88,63 +97,73 @@ pub(super) fn health(json: bool) -> CmdResult {
     ))
 }
 
-/// `stats` on PostgreSQL: the pools and the standby. Query counters are not collected on
-/// PostgreSQL yet, and the pools are this process's (the CLI's own), as on SQLite.
+/// `stats` on PostgreSQL: the statistics SQLite's `stats` shows (pools, statements,
+/// transactions; SQLite's caches, memory and files do not apply) and the standby's lag.
+/// As on SQLite the counters are this process's own.
 pub(super) fn stats(json: bool) -> CmdResult {
     let db = PgDatabase::open(config()?)?;
     let lag = db.measure_replica_lag();
-    let pools: Vec<(String, u32, u32, u32)> = [crate::Role::Read, crate::Role::Write]
-        .into_iter()
-        .map(|role| {
-            let (open, idle, max) = db.pool_state(role);
-            (role.to_string(), max, open, idle)
-        })
-        .collect();
-    let lag_text = match &lag {
-        Ok(Some(lag)) => format!("{:.3} s", lag.as_secs_f64()),
-        Ok(None) => "no standby (DATABASE_READ_URL unset)".to_owned(),
-        Err(error) => format!("the standby cannot be asked: {error}"),
-    };
+    let stats = db.connection_stats();
     if json {
-        let value = serde_json::json!({
-            "engine": "postgres",
-            "url": db.config().display_url(),
-            "read_url": db.config().read_url().map(crate::url::redact_password),
-            "pools": pools.iter().map(|(pool, max, open, idle)| serde_json::json!({
-                "pool": pool, "max_size": max, "open": open, "idle": idle,
-                "active": open.saturating_sub(*idle),
-            })).collect::<Vec<_>>(),
-            "replica_lag_seconds": lag.as_ref().ok().and_then(|l| l.map(|l| l.as_secs_f64())),
-            "reads_on_primary": db.reads_on_primary(),
-        });
+        let mut value = serde_json::to_value(&stats).map_err(|e| Failure::new(e, 1))?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("engine".into(), "postgres".into());
+            object.insert("url".into(), db.config().display_url().into());
+            object.insert(
+                "read_url".into(),
+                db.config()
+                    .read_url()
+                    .map(crate::url::redact_password)
+                    .into(),
+            );
+            object.insert(
+                "replica_lag_seconds".into(),
+                lag.as_ref()
+                    .ok()
+                    .and_then(|lag| lag.map(|lag| lag.as_secs_f64()))
+                    .into(),
+            );
+            object.insert("reads_on_primary".into(), db.reads_on_primary().into());
+        }
         let text = serde_json::to_string_pretty(&value).map_err(|e| Failure::new(e, 1))?;
         println!("{text}");
     } else {
-        let rows: Vec<Vec<String>> = pools
-            .iter()
-            .map(|(pool, max, open, idle)| {
-                vec![
-                    pool.clone(),
-                    max.to_string(),
-                    open.to_string(),
-                    idle.to_string(),
-                    open.saturating_sub(*idle).to_string(),
-                ]
-            })
-            .collect();
-        println!(
-            "litedal stats of {} (PostgreSQL)\n",
-            db.config().display_url()
+        let header = format!(
+            "litedal stats for {} (PostgreSQL, instrumented={})\n",
+            db.config().display_url(),
+            stats.instrumented
         );
-        print!(
-            "{}",
-            table(&["pool", "max", "open", "idle", "active"], &rows)
-        );
-        println!("\nreplica lag: {lag_text}");
-        println!(
-            "query statistics: not collected on PostgreSQL yet (pool figures are this process's)"
-        );
+        print!("{}", stats_tables(&header, &stats, ""));
+        let lag_text = match &lag {
+            Ok(Some(lag)) => format!("{:.3} s", lag.as_secs_f64()),
+            Ok(None) => "no standby (DATABASE_READ_URL unset)".to_owned(),
+            Err(error) => format!("the standby cannot be asked: {error}"),
+        };
+        println!("replica lag: {lag_text}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `serve-metrics` on PostgreSQL: `GET /metrics` and `GET /health` of a database the command
+/// opens, until it is killed.
+pub(super) fn serve_metrics(addr: Option<std::net::SocketAddr>) -> CmdResult {
+    let (config, env_addr) = env_config()?;
+    let Some(addr) = addr.or(env_addr) else {
+        return Err(Failure::new(
+            "serve-metrics needs an address: pass --addr 127.0.0.1:8081 or set DB_METRICS_ADDR",
+            1,
+        ));
+    };
+    let db = PgDatabase::open(config)?;
+    let server = db.serve_metrics(addr)?;
+    println!(
+        "litedal: serving GET /metrics and GET /health on http://{} for {} (Ctrl-C stops)",
+        server.local_addr(),
+        db.config().display_url()
+    );
+    // The address line is what scripts wait for.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    server.wait();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -163,17 +182,6 @@ pub(super) fn sqlite_only(command: &str) -> CmdResult {
     Err(Failure::new(
         format!(
             "`litedal {command}` is for SQLite databases; DATABASE_URL is PostgreSQL: {instead}"
-        ),
-        1,
-    ))
-}
-
-/// A command not built for PostgreSQL yet (see docs/postgres.md).
-pub(super) fn not_yet(command: &str) -> CmdResult {
-    Err(Failure::new(
-        format!(
-            "`litedal {command}` does not support PostgreSQL yet (docs/postgres.md lists what is \
-             left); `litedal health` works"
         ),
         1,
     ))

@@ -1,6 +1,7 @@
 //! PostgreSQL's settings (feature `postgres`): [`PgConfig`], and [`AnyConfig`], the
 //! configuration of a database whose engine `DATABASE_URL` picks at run time.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::builder::ConfigBuilder;
@@ -49,6 +50,9 @@ pub struct PgConfig {
     run_migrations: bool,
     migrations: Option<Migrations>,
     health: HealthThresholds,
+    slow_query: Option<Duration>,
+    metrics_addr: Option<SocketAddr>,
+    instrumentation: bool,
 }
 
 /// Never prints a password.
@@ -66,6 +70,9 @@ impl std::fmt::Debug for PgConfig {
             .field("replica_retry", &self.replica_retry)
             .field("application_name", &self.application_name)
             .field("run_migrations", &self.run_migrations)
+            .field("slow_query", &self.slow_query)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("instrumentation", &self.instrumentation)
             .finish()
     }
 }
@@ -143,6 +150,24 @@ impl PgConfig {
     /// The PostgreSQL migrations given with [`ConfigBuilder::postgres_migrations`].
     pub fn migrations(&self) -> Option<Migrations> {
         self.migrations
+    }
+
+    /// `DB_SLOW_QUERY_MS`: statements slower than this are logged at WARN and counted;
+    /// `None` = off.
+    pub fn slow_query(&self) -> Option<Duration> {
+        self.slow_query
+    }
+
+    /// `DB_METRICS_ADDR`: where [`PgDatabase::open`](crate::postgres::PgDatabase::open)
+    /// serves `/metrics` and `/health`, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// True when checkouts and statements are counted and timed (the default; see
+    /// [`ConfigBuilder::instrumentation`]).
+    pub fn instrumentation(&self) -> bool {
+        self.instrumentation
     }
 }
 
@@ -342,6 +367,9 @@ impl ConfigBuilder {
             run_migrations: self.run_migrations,
             migrations: self.postgres.migrations,
             health,
+            slow_query: (!self.slow_query.is_zero()).then_some(self.slow_query),
+            metrics_addr: self.metrics_addr,
+            instrumentation: self.instrumentation,
         }))
     }
 }

@@ -62,3 +62,22 @@ pub fn test_db_with(
 ) -> crate::Result<crate::testing::TestDb> {
     crate::testing::TestDb::with_config(|builder| configure(builder.migrations(&MIGRATIONS)))
 }
+
+/// An [`AnyTestDb`](crate::testing::AnyTestDb) on `engine` with the reference domain's tables
+/// (both engines' migrations), or `None` after one line on stderr where PostgreSQL cannot be
+/// had outside CI (see [`AnyTestDb::open_or_skip`](crate::testing::AnyTestDb::open_or_skip)).
+///
+/// # Errors
+///
+/// As [`AnyTestDb::open`](crate::testing::AnyTestDb::open).
+#[cfg(all(feature = "testing", feature = "postgres"))]
+pub fn any_test_db(
+    engine: crate::testing::TestEngine,
+    test: &str,
+) -> crate::Result<Option<crate::testing::AnyTestDb>> {
+    crate::testing::AnyTestDb::open_or_skip(engine, test, |builder| {
+        builder
+            .migrations(&MIGRATIONS)
+            .postgres_migrations(&MIGRATIONS_POSTGRES)
+    })
+}

@@ -162,8 +162,14 @@ impl PoolMetrics {
         self.shard().slow.fetch_add(1, Relaxed);
     }
 
-    /// The counters, with the pool's state: `open` connections of which `idle` are idle.
-    fn snapshot(&self, max_size: u32, open: u32, idle: u32) -> PoolStats {
+    /// The counters, with the pool's state: `open` connections of which `idle` are idle;
+    /// the page-cache figures only when `cache` (SQLite).
+    fn snapshot(&self, state: PoolState, cache: bool) -> PoolStats {
+        let PoolState {
+            max_size,
+            open,
+            idle,
+        } = state;
         let sum = |f: fn(&Shard) -> &AtomicU64| -> u64 {
             self.shards
                 .iter()
@@ -202,13 +208,15 @@ impl PoolMetrics {
                 duration_max: Duration::from_nanos(max(|s| &s.duration_max_ns)),
                 duration_buckets: self.cumulative_buckets(),
             },
-            cache: CacheStats::new(
-                self.cache.hits.load(Relaxed),
-                self.cache.misses.load(Relaxed),
-                self.cache.writes.load(Relaxed),
-                self.cache.spills.load(Relaxed),
-                self.cache.used_bytes.load(Relaxed),
-            ),
+            cache: cache.then(|| {
+                CacheStats::new(
+                    self.cache.hits.load(Relaxed),
+                    self.cache.misses.load(Relaxed),
+                    self.cache.writes.load(Relaxed),
+                    self.cache.spills.load(Relaxed),
+                    self.cache.used_bytes.load(Relaxed),
+                )
+            }),
         }
     }
 
@@ -288,32 +296,103 @@ impl Metrics {
             Role::Write => &self.write,
         }
     }
-}
 
-impl Observer for Metrics {
-    /// The collectors of the pool that serves `role` (its r2d2 events and, for each new
-    /// connection, a statement timer), or `None` when the counters are off.
-    fn pool(&self, role: Role) -> Option<PoolObserver> {
+    /// The r2d2 event handler of `role`'s pool, or `None` when the counters are off.
+    pub(crate) fn pool_events(&self, role: Role) -> Option<PoolEventHandler> {
+        self.enabled
+            .then(|| PoolEventHandler(Arc::clone(self.pool_metrics(role))))
+    }
+
+    /// Makes the statement timer of each new connection of `role`'s pool, or `None` when the
+    /// counters are off.
+    pub(crate) fn statement_timers(&self, role: Role) -> Option<StatementTimers> {
         if !self.enabled {
             return None;
         }
         let pool = Arc::clone(self.pool_metrics(role));
         let slow_query = self.slow_query;
+        Some(Box::new(move || {
+            Box::new(QueryInstrumentation {
+                metrics: Arc::clone(&pool),
+                slow_query,
+                started: None,
+            })
+        }))
+    }
+
+    /// A snapshot of every counter, with each pool's state as `state` reports it, and the
+    /// engine's file and memory figures.
+    pub(crate) fn connection_stats(
+        &self,
+        state: impl Fn(Role) -> PoolState,
+        engine: EngineFigures,
+    ) -> ConnectionStats {
+        let roles: &[Role] = if self.separate {
+            &[Role::Read, Role::Write]
+        } else {
+            &[Role::Write]
+        };
+        let pools: Vec<PoolStats> = roles
+            .iter()
+            .map(|&role| {
+                self.pool_metrics(role)
+                    .snapshot(state(role), engine.page_cache)
+            })
+            .collect();
+        let total = total(&pools);
+        ConnectionStats {
+            instrumented: self.enabled,
+            pools,
+            total,
+            transactions: TransactionStats {
+                read: self.read_transactions.snapshot(),
+                write: self.write_transactions.snapshot(),
+            },
+            files: engine.files,
+            memory: engine.memory,
+        }
+    }
+}
+
+/// A pool's size, open connections and idle connections, as of now.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolState {
+    pub(crate) max_size: u32,
+    pub(crate) open: u32,
+    pub(crate) idle: u32,
+}
+
+/// What only one engine reports: SQLite's files, memory and page caches.
+pub(crate) struct EngineFigures {
+    pub(crate) files: Option<FileStats>,
+    pub(crate) memory: Option<MemoryStats>,
+    /// Whether the pools' page-cache counters mean anything (SQLite).
+    pub(crate) page_cache: bool,
+}
+
+/// Makes the statement timer of a new connection.
+pub(crate) type StatementTimers = Box<dyn Fn() -> Box<dyn Instrumentation> + Send + Sync>;
+
+impl Observer for Metrics {
+    /// The collectors of the pool that serves `role` (its r2d2 events and, for each new
+    /// connection, a statement timer), or `None` when the counters are off.
+    fn pool(&self, role: Role) -> Option<PoolObserver> {
         Some(PoolObserver {
-            cache: Arc::clone(&pool.cache),
-            leases: Some(Box::new(PoolEventHandler(Arc::clone(&pool)))),
-            events: Box::new(PoolEventHandler(Arc::clone(&pool))),
-            statements: Box::new(move || {
-                Box::new(QueryInstrumentation {
-                    metrics: Arc::clone(&pool),
-                    slow_query,
-                    started: None,
-                })
-            }),
+            cache: Arc::clone(&self.pool_metrics(role).cache),
+            leases: Some(Box::new(self.pool_events(role)?)),
+            events: Box::new(self.pool_events(role)?),
+            statements: self.statement_timers(role)?,
         })
     }
 
     fn transaction_ended(&self, role: Role, committed: bool) {
+        self.count_transaction(role, committed);
+    }
+}
+
+impl Metrics {
+    /// Counts a transaction of `role` that ended, committed or rolled back.
+    pub(crate) fn count_transaction(&self, role: Role, committed: bool) {
         let counters = match role {
             Role::Read => &self.read_transactions,
             Role::Write => &self.write_transactions,
@@ -396,11 +475,12 @@ impl Instrumentation for QueryInstrumentation {
                     return;
                 }
                 let busy = self.metrics.record_query(elapsed, error);
-                if busy {
+                if let (true, Some(error)) = (busy, error) {
                     tracing::warn!(
                         pool = %self.metrics.name,
                         sql = %sql_without_binds(query),
-                        "Database busy: statement failed with \"database is locked\""
+                        %error,
+                        "Database busy: statement failed waiting for a lock"
                     );
                 }
                 if self.slow_query.is_some_and(|limit| elapsed > limit) {
@@ -515,45 +595,29 @@ impl Database {
     /// sizes and three PRAGMAs on a private monitoring connection that is not part of any
     /// pool (so taking statistics does not change them).
     pub fn connection_stats(&self) -> ConnectionStats {
-        let metrics = self.metrics();
-        let mut pools = Vec::with_capacity(2);
-        let roles: &[Role] = if metrics.separate {
-            &[Role::Read, Role::Write]
-        } else {
-            &[Role::Write]
-        };
-        for &role in roles {
-            let pool = self.pool(role);
-            let state = pool.state();
-            pools.push(
-                metrics.pool_metrics(role).snapshot(
-                    pool.max_size(),
-                    state.connections,
+        let (used_bytes, high_water_bytes) = memory_used();
+        self.metrics().connection_stats(
+            |role| {
+                let pool = self.pool(role);
+                let state = pool.state();
+                PoolState {
+                    max_size: pool.max_size(),
+                    open: state.connections,
                     // A parked thread-affine connection is idle: no read is using it.
-                    state
+                    idle: state
                         .idle_connections
                         .saturating_add(self.parked_connections(role)),
-                ),
-            );
-        }
-        let total = total(&pools);
-        ConnectionStats {
-            instrumented: metrics.enabled,
-            pools,
-            total,
-            transactions: TransactionStats {
-                read: metrics.read_transactions.snapshot(),
-                write: metrics.write_transactions.snapshot(),
-            },
-            files: self.file_stats(),
-            memory: {
-                let (used_bytes, high_water_bytes) = memory_used();
-                MemoryStats {
-                    used_bytes,
-                    high_water_bytes,
                 }
             },
-        }
+            EngineFigures {
+                files: self.file_stats(),
+                memory: Some(MemoryStats {
+                    used_bytes,
+                    high_water_bytes,
+                }),
+                page_cache: true,
+            },
+        )
     }
 }
 
@@ -572,7 +636,15 @@ mod tests {
             Box::new("database is locked".to_owned()),
         );
         assert!(b.record_query(Duration::from_millis(1), Some(&busy)));
-        let pools = [a.snapshot(4, 4, 1), b.snapshot(2, 2, 2)];
+        let state = |max_size, open, idle| PoolState {
+            max_size,
+            open,
+            idle,
+        };
+        let pools = [
+            a.snapshot(state(4, 4, 1), true),
+            b.snapshot(state(2, 2, 2), true),
+        ];
         assert_eq!(pools[0].active, 3);
         assert_eq!(pools[0].pool_utilization, 75.0);
         let t = total(&pools);
@@ -583,5 +655,29 @@ mod tests {
         assert_eq!(t.queries.busy_errors, 1);
         assert_eq!(t.queries.duration_total, Duration::from_millis(9));
         assert_eq!(t.queries.duration_max, Duration::from_millis(5));
+        assert!(t.cache.is_some());
+    }
+
+    #[test]
+    fn postgres_pools_have_no_page_cache_and_count_timeouts_as_busy() {
+        let pool = PoolMetrics::new(PoolName::Write);
+        let timeout = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("canceling statement due to lock timeout".to_owned()),
+        );
+        assert!(pool.record_query(Duration::from_millis(1), Some(&timeout)));
+        let state = PoolState {
+            max_size: 5,
+            open: 1,
+            idle: 1,
+        };
+        let stats = pool.snapshot(state, false);
+        assert_eq!(stats.queries.busy_errors, 1);
+        assert_eq!(stats.cache, None);
+        assert_eq!(
+            total(&[stats]).cache,
+            None,
+            "no zeros standing in for SQLite's figures"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! Prometheus metrics of a [`Database`], and the `/metrics` + `/health` HTTP endpoint.
+//! Prometheus metrics of a [`Database`] (and, with the `postgres` feature, of a
+//! `PgDatabase`), and the `/metrics` + `/health` HTTP endpoint.
 //!
 //! The figures of [`Database::connection_stats`] are exported under stable `litedal_` names,
 //! rendered by the [`prometheus`] crate in the text exposition format (0.0.4). Pool and
@@ -46,9 +47,14 @@
 //! | `litedal_database_pages` | gauge | |
 //! | `litedal_freelist_pages` | gauge | |
 //! | `litedal_instrumentation_enabled` | gauge | |
-//! | `litedal_info` | gauge (always 1) | journal_mode, version |
+//! | `litedal_replica_lag_seconds` | gauge (PostgreSQL with `DATABASE_READ_URL`; NaN before the first measurement) | |
+//! | `litedal_replica_reads_on_primary` | gauge: 1 while reads use the primary because the standby is down or lags | |
+//! | `litedal_info` | gauge (always 1) | engine (`sqlite`, `postgres`), journal_mode (empty on PostgreSQL), version |
 //!
-//! File metrics are left out for an in-memory database. The page-cache figures are sampled by
+//! On PostgreSQL the pool, statement, transaction, health and info families mean the same;
+//! SQLite's page-cache, memory, checkpoint and file families are absent (not zeros), and
+//! `busy_errors` counts lock and statement timeouts. File metrics are left out for an
+//! in-memory database. The page-cache figures are sampled by
 //! each connection every few dozen statements, so they lag slightly; see
 //! [`CacheStats`](crate::CacheStats) for what they mean with `mmap_size` above 0.
 
@@ -60,9 +66,13 @@ use prometheus::{
 
 pub use prometheus;
 
+use std::time::Duration;
+
+use super::health::HealthReport;
 use super::stats::{ConnectionStats, DURATION_BUCKETS, PoolStats, TransactionCounts};
 use crate::database::Database;
 use crate::error::{Error, Result};
+use crate::upkeep::CheckpointStats;
 
 /// The `Content-Type` of [`Database::render_metrics`]'s text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -118,6 +128,24 @@ struct Families {
     checkpoint_last_duration: Gauge,
     checkpoint_success_age: Gauge,
     health_status: IntGaugeVec,
+    replica_lag: Gauge,
+    replica_reads_on_primary: IntGauge,
+}
+
+/// What the families of one engine's database are filled from, beside its
+/// [`ConnectionStats`].
+pub(crate) struct EngineFacts {
+    /// `sqlite` or `postgres`: the `engine` label of `litedal_info`.
+    pub(crate) engine: &'static str,
+    /// SQLite's journal mode (empty on PostgreSQL).
+    pub(crate) journal_mode: String,
+    /// SQLite's checkpoints (none on PostgreSQL).
+    pub(crate) checkpoints: Option<CheckpointStats>,
+    /// The last health report, if a health check ran.
+    pub(crate) last_health: Option<HealthReport>,
+    /// With `DATABASE_READ_URL`: the standby's lag as last measured (`None` before the first
+    /// measurement), and whether reads use the primary now.
+    pub(crate) replica: Option<(Option<Duration>, bool)>,
 }
 
 const POOL: &[&str] = &["pool"];
@@ -234,9 +262,9 @@ impl Families {
             info: IntGaugeVec::new(
                 opts(
                     "litedal_info",
-                    "Always 1; the labels tell the journal mode and the litedal version.",
+                    "Always 1; the labels tell the engine, SQLite's journal mode and the litedal version.",
                 ),
-                &["journal_mode", "version"],
+                &["engine", "journal_mode", "version"],
             )?,
             cache_hits: int_counter(
                 "litedal_cache_hits_total",
@@ -296,10 +324,18 @@ impl Families {
                 ),
                 &["check"],
             )?,
+            replica_lag: Gauge::new(
+                "litedal_replica_lag_seconds",
+                "Replay lag of the standby (DATABASE_READ_URL) as last measured.",
+            )?,
+            replica_reads_on_primary: IntGauge::new(
+                "litedal_replica_reads_on_primary",
+                "1 while reads use the primary because the standby is down or lags.",
+            )?,
         })
     }
 
-    fn pool_collectors(&self) -> [&dyn Collector; 24] {
+    fn pool_collectors(&self) -> [&dyn Collector; 19] {
         [
             &self.pool_max,
             &self.pool_open,
@@ -320,19 +356,21 @@ impl Families {
             &self.slow_queries,
             &self.query_duration,
             &self.query_duration_max,
+        ]
+    }
+
+    fn other_collectors(&self) -> [&dyn Collector; 3] {
+        [&self.transactions, &self.instrumented, &self.info]
+    }
+
+    /// SQLite's page caches, memory and checkpoints.
+    fn sqlite_collectors(&self) -> [&dyn Collector; 8] {
+        [
             &self.cache_hits,
             &self.cache_misses,
             &self.cache_writes,
             &self.cache_spills,
             &self.cache_used,
-        ]
-    }
-
-    fn other_collectors(&self) -> [&dyn Collector; 6] {
-        [
-            &self.transactions,
-            &self.instrumented,
-            &self.info,
             &self.memory_used,
             &self.memory_high_water,
             &self.checkpoints,
@@ -340,13 +378,15 @@ impl Families {
     }
 
     /// Families present only when there is something to report.
-    fn optional_collectors(&self) -> [&dyn Collector; 5] {
+    fn optional_collectors(&self) -> [&dyn Collector; 7] {
         [
             &self.cache_hit_ratio,
             &self.checkpoint_frames,
             &self.checkpoint_last_duration,
             &self.checkpoint_success_age,
             &self.health_status,
+            &self.replica_lag,
+            &self.replica_reads_on_primary,
         ]
     }
 
@@ -364,6 +404,7 @@ impl Families {
         self.pool_collectors()
             .into_iter()
             .chain(self.other_collectors())
+            .chain(self.sqlite_collectors())
             .chain(self.optional_collectors())
             .chain(self.file_collectors())
             .flat_map(Collector::desc)
@@ -418,16 +459,17 @@ impl Families {
         self.query_duration_max
             .with_label_values(l)
             .set(q.duration_max.as_secs_f64());
-        let c = &p.cache;
-        self.cache_hits.with_label_values(l).inc_by(c.hits);
-        self.cache_misses.with_label_values(l).inc_by(c.misses);
-        self.cache_writes.with_label_values(l).inc_by(c.writes);
-        self.cache_spills.with_label_values(l).inc_by(c.spills);
-        self.cache_used
-            .with_label_values(l)
-            .set(clamp_i64(c.used_bytes));
-        if let Some(ratio) = c.hit_ratio {
-            self.cache_hit_ratio.with_label_values(l).set(ratio);
+        if let Some(c) = &p.cache {
+            self.cache_hits.with_label_values(l).inc_by(c.hits);
+            self.cache_misses.with_label_values(l).inc_by(c.misses);
+            self.cache_writes.with_label_values(l).inc_by(c.writes);
+            self.cache_spills.with_label_values(l).inc_by(c.spills);
+            self.cache_used
+                .with_label_values(l)
+                .set(clamp_i64(c.used_bytes));
+            if let Some(ratio) = c.hit_ratio {
+                self.cache_hit_ratio.with_label_values(l).set(ratio);
+            }
         }
     }
 
@@ -440,59 +482,87 @@ impl Families {
             .inc_by(counts.rolled_back);
     }
 
-    /// Sets every value from `stats` and returns the families, without file metrics for an
-    /// in-memory database and without page figures that could not be read.
-    fn collect(&self, db: &Database, stats: &ConnectionStats) -> Vec<MetricFamily> {
+    /// Sets every value from `stats` and `facts` and returns the families: SQLite's page
+    /// cache, memory, checkpoint and file families only where the engine has them (no file
+    /// metrics for an in-memory database, no page figures that could not be read), the
+    /// replica families only with a standby.
+    fn collect(&self, stats: &ConnectionStats, facts: &EngineFacts) -> Vec<MetricFamily> {
         for pool in &stats.pools {
             self.set_pool(pool);
         }
-        self.memory_used.set(clamp_i64(stats.memory.used_bytes));
-        self.memory_high_water
-            .set(clamp_i64(stats.memory.high_water_bytes));
-        let checkpoints = db.checkpoint_stats();
-        for (mode, outcome, n) in &checkpoints.runs {
-            self.checkpoints
-                .with_label_values(&[mode.as_sql(), outcome.as_str()])
-                .inc_by(*n);
+        let mut collectors: Vec<&dyn Collector> = self
+            .pool_collectors()
+            .into_iter()
+            .chain(self.other_collectors())
+            .collect();
+        if let Some(memory) = &stats.memory {
+            self.memory_used.set(clamp_i64(memory.used_bytes));
+            self.memory_high_water
+                .set(clamp_i64(memory.high_water_bytes));
+            collectors.extend([&self.memory_used as &dyn Collector, &self.memory_high_water]);
         }
-        let mut optional: Vec<&dyn Collector> = Vec::new();
-        if stats.pools.iter().any(|p| p.cache.hit_ratio.is_some()) {
-            optional.push(&self.cache_hit_ratio);
-        }
-        if let Some(last) = checkpoints.last_duration {
-            self.checkpoint_frames
-                .inc_by(checkpoints.frames_checkpointed);
-            self.checkpoint_last_duration.set(last.as_secs_f64());
-            optional.extend([
-                &self.checkpoint_frames as &dyn Collector,
-                &self.checkpoint_last_duration,
+        if stats.pools.iter().any(|p| p.cache.is_some()) {
+            collectors.extend([
+                &self.cache_hits as &dyn Collector,
+                &self.cache_misses,
+                &self.cache_writes,
+                &self.cache_spills,
+                &self.cache_used,
             ]);
         }
-        if let Some(age) = checkpoints.since_last_success {
-            self.checkpoint_success_age.set(age.as_secs_f64());
-            optional.push(&self.checkpoint_success_age);
+        if stats
+            .pools
+            .iter()
+            .any(|p| p.cache.is_some_and(|c| c.hit_ratio.is_some()))
+        {
+            collectors.push(&self.cache_hit_ratio);
         }
-        if let Some(report) = db.last_health() {
+        if let Some(checkpoints) = &facts.checkpoints {
+            for (mode, outcome, n) in &checkpoints.runs {
+                self.checkpoints
+                    .with_label_values(&[mode.as_sql(), outcome.as_str()])
+                    .inc_by(*n);
+            }
+            collectors.push(&self.checkpoints);
+            if let Some(last) = checkpoints.last_duration {
+                self.checkpoint_frames
+                    .inc_by(checkpoints.frames_checkpointed);
+                self.checkpoint_last_duration.set(last.as_secs_f64());
+                collectors.extend([
+                    &self.checkpoint_frames as &dyn Collector,
+                    &self.checkpoint_last_duration,
+                ]);
+            }
+            if let Some(age) = checkpoints.since_last_success {
+                self.checkpoint_success_age.set(age.as_secs_f64());
+                collectors.push(&self.checkpoint_success_age);
+            }
+        }
+        if let Some(report) = &facts.last_health {
             for check in &report.checks {
                 self.health_status
                     .with_label_values(&[check.name])
                     .set(i64::from(check.status.exit_code()));
             }
-            optional.push(&self.health_status);
+            collectors.push(&self.health_status);
         }
-        let journal_mode = db.journal_mode();
+        if let Some((lag, reads_on_primary)) = facts.replica {
+            // NaN until the first measurement: "unknown", not "no lag".
+            self.replica_lag
+                .set(lag.map_or(f64::NAN, |lag| lag.as_secs_f64()));
+            self.replica_reads_on_primary
+                .set(i64::from(reads_on_primary));
+            collectors.extend([
+                &self.replica_lag as &dyn Collector,
+                &self.replica_reads_on_primary,
+            ]);
+        }
         self.set_transactions("read", stats.transactions.read);
         self.set_transactions("write", stats.transactions.write);
         self.instrumented.set(i64::from(stats.instrumented));
         self.info
-            .with_label_values(&[journal_mode, env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[facts.engine, &facts.journal_mode, env!("CARGO_PKG_VERSION")])
             .set(1);
-        let mut collectors: Vec<&dyn Collector> = self
-            .pool_collectors()
-            .into_iter()
-            .chain(self.other_collectors())
-            .chain(optional)
-            .collect();
         if let Some(files) = &stats.files {
             self.database_size.set(clamp_i64(files.database_bytes));
             self.wal_size.set(clamp_i64(files.wal_bytes));
@@ -515,6 +585,21 @@ impl Families {
         families.push(duration_histogram(&stats.pools));
         families
     }
+}
+
+/// The families of one database, from its statistics and the engine's facts, in the
+/// Prometheus text format: what both engines' `render_metrics` return.
+pub(crate) fn render(stats: &ConnectionStats, facts: &EngineFacts) -> Result<String> {
+    let mut families = Families::new()
+        .map_err(metrics_error)?
+        .collect(stats, facts);
+    // As `Registry::gather` does: a family with no series yet (no checkpoint ran) is left
+    // out, and the families come sorted by name.
+    families.retain(|family| !family.get_metric().is_empty());
+    families.sort_by(|a, b| a.name().cmp(b.name()));
+    prometheus::TextEncoder::new()
+        .encode_to_string(&families)
+        .map_err(metrics_error)
 }
 
 /// `litedal_query_duration_seconds`, built from the counted buckets (the prometheus crate's
@@ -609,7 +694,7 @@ impl Collector for DatabaseCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         match Families::new() {
-            Ok(families) => families.collect(&self.db, &self.db.connection_stats()),
+            Ok(families) => families.collect(&self.db.connection_stats(), &self.db.engine_facts()),
             Err(error) => {
                 tracing::error!(%error, "Database metrics could not be collected");
                 Vec::new()
@@ -633,12 +718,17 @@ impl Database {
     /// # Ok::<(), litedal::Error>(())
     /// ```
     pub fn render_metrics(&self) -> Result<String> {
-        let registry = prometheus::Registry::new();
-        registry
-            .register(Box::new(DatabaseCollector::new(self.clone())?))
-            .map_err(metrics_error)?;
-        prometheus::TextEncoder::new()
-            .encode_to_string(&registry.gather())
-            .map_err(metrics_error)
+        render(&self.connection_stats(), &self.engine_facts())
+    }
+
+    /// What the metrics of a SQLite database carry beside its statistics.
+    fn engine_facts(&self) -> EngineFacts {
+        EngineFacts {
+            engine: "sqlite",
+            journal_mode: self.journal_mode().to_owned(),
+            checkpoints: Some(self.checkpoint_stats()),
+            last_health: self.last_health(),
+            replica: None,
+        }
     }
 }

@@ -17,9 +17,11 @@ mod server;
 mod sql_text;
 pub mod stats;
 
-pub(crate) use collectors::{Metrics, Monitor};
+pub(crate) use collectors::{EngineFigures, Metrics, Monitor, PoolState, StatementTimers};
 pub(crate) use health::LastHealth;
 #[cfg(feature = "metrics-server")]
 pub use server::MetricsServer;
+#[cfg(feature = "metrics-server")]
+pub(crate) use server::Scrape;
 #[cfg(feature = "metrics-server")]
 pub(crate) use server::start as start_server;

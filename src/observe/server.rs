@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::health::HealthReport;
 use super::metrics::CONTENT_TYPE;
-use crate::database::{Database, Service, WeakDatabase};
+use crate::database::{Database, Service};
 use crate::error::{Error, Result};
 
 /// The `/metrics` + `/health` HTTP endpoint: one thread serving `GET /metrics`
@@ -62,6 +63,16 @@ impl MetricsServer {
     /// [`Error::Metrics`] when the address cannot be bound (in use, not local, no
     /// permission) or the thread cannot be started.
     pub fn start(db: &Database, addr: SocketAddr) -> Result<MetricsServer> {
+        let db = db.downgrade();
+        MetricsServer::start_with(
+            addr,
+            Box::new(move || db.upgrade().map(|db| Box::new(db) as Box<dyn Scrape>)),
+        )
+    }
+
+    /// Listens on `addr` and answers for the database `target` returns, until it returns
+    /// `None` (the database is gone): what both engines' endpoints run.
+    pub(crate) fn start_with(addr: SocketAddr, target: ScrapeTarget) -> Result<MetricsServer> {
         let server = tiny_http::Server::http(addr).map_err(|error| {
             Error::Metrics(format!(
                 "cannot listen on {addr} (DB_METRICS_ADDR): {error}"
@@ -76,8 +87,8 @@ impl MetricsServer {
         let thread = std::thread::Builder::new()
             .name("litedal-metrics".to_owned())
             .spawn({
-                let (server, stop, db) = (server.clone(), stop.clone(), db.downgrade());
-                move || serve(&server, &stop, &db)
+                let (server, stop) = (server.clone(), stop.clone());
+                move || serve(&server, &stop, &target)
             })
             .map_err(|error| Error::Metrics(format!("cannot start the metrics thread: {error}")))?;
         tracing::info!(
@@ -135,7 +146,28 @@ impl Drop for MetricsServer {
     }
 }
 
-fn serve(server: &tiny_http::Server, stop: &AtomicBool, db: &WeakDatabase) {
+/// A database the endpoint answers for: its metrics and its health.
+pub(crate) trait Scrape {
+    /// The Prometheus text of the database's metrics.
+    fn render_metrics(&self) -> Result<String>;
+    /// A fresh health report.
+    fn health(&self) -> HealthReport;
+}
+
+/// Hands the endpoint its database for one request, or `None` once the database is gone.
+pub(crate) type ScrapeTarget = Box<dyn Fn() -> Option<Box<dyn Scrape>> + Send>;
+
+impl Scrape for Database {
+    fn render_metrics(&self) -> Result<String> {
+        Database::render_metrics(self)
+    }
+
+    fn health(&self) -> HealthReport {
+        Database::health(self)
+    }
+}
+
+fn serve(server: &tiny_http::Server, stop: &AtomicBool, target: &ScrapeTarget) {
     loop {
         let request = match server.recv() {
             Ok(request) => request,
@@ -156,7 +188,7 @@ fn serve(server: &tiny_http::Server, stop: &AtomicBool, db: &WeakDatabase) {
             );
             return;
         }
-        let Some(db) = db.upgrade() else {
+        let Some(db) = target() else {
             reply(
                 request,
                 503,
@@ -165,11 +197,11 @@ fn serve(server: &tiny_http::Server, stop: &AtomicBool, db: &WeakDatabase) {
             );
             return;
         };
-        answer(&db, request);
+        answer(&*db, request);
     }
 }
 
-fn answer(db: &Database, request: tiny_http::Request) {
+fn answer(db: &dyn Scrape, request: tiny_http::Request) {
     let path = request.url().split('?').next().unwrap_or_default();
     let get = *request.method() == tiny_http::Method::Get;
     let text = "text/plain; charset=utf-8";

@@ -86,10 +86,11 @@ pub struct ConnectionStats {
     pub total: PoolStats,
     /// Transactions run by [`Database::transaction`] (write) and [`Database::read`] (read).
     pub transactions: TransactionStats,
-    /// Database and WAL files; `None` for an in-memory database.
+    /// Database and WAL files; `None` for an in-memory database and on PostgreSQL.
     pub files: Option<FileStats>,
-    /// SQLite's memory in this process.
-    pub memory: MemoryStats,
+    /// SQLite's memory in this process; `None` on PostgreSQL (the server's memory is the
+    /// server's to report).
+    pub memory: Option<MemoryStats>,
 }
 
 impl ConnectionStats {
@@ -141,13 +142,16 @@ pub struct PoolStats {
     pub held_max: Duration,
     /// Statements run on this pool's connections.
     pub queries: QueryStats,
-    /// The page caches of this pool's connections.
-    pub cache: CacheStats,
+    /// The page caches of this pool's connections; `None` on PostgreSQL (its buffer cache
+    /// is the server's, in `pg_stat_database`).
+    pub cache: Option<CacheStats>,
 }
 
 /// Statements run on the connections of one pool, as diesel's instrumentation reports them.
 ///
-/// Every statement counts, including the `BEGIN`/`COMMIT` around a transaction.
+/// Every statement counts, including the `BEGIN`/`COMMIT` around a transaction (and, on
+/// PostgreSQL, the pool's liveness test of a connection idle for a second or more, and the
+/// standby's lag check).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct QueryStats {
@@ -155,7 +159,8 @@ pub struct QueryStats {
     pub queries: u64,
     /// Statements that failed (any error, busy errors included).
     pub errors: u64,
-    /// Statements that failed with SQLITE_BUSY ("database is locked").
+    /// Statements that failed with SQLITE_BUSY ("database is locked"), or on PostgreSQL
+    /// with a lock or statement timeout ([`Error::Busy`](crate::Error::Busy) in both cases).
     pub busy_errors: u64,
     /// Statements slower than `DB_SLOW_QUERY_MS` (each was logged at WARN).
     pub slow_queries: u64,
@@ -302,13 +307,18 @@ pub(crate) fn total(pools: &[PoolStats]) -> PoolStats {
         connections_closed: sum_u64(|p| p.connections_closed),
         held_total: sum_d(|p| p.held_total),
         held_max: max_d(|p| p.held_max),
-        cache: CacheStats::new(
-            sum_u64(|p| p.cache.hits),
-            sum_u64(|p| p.cache.misses),
-            sum_u64(|p| p.cache.writes),
-            sum_u64(|p| p.cache.spills),
-            sum_u64(|p| p.cache.used_bytes),
-        ),
+        cache: pools.iter().any(|p| p.cache.is_some()).then(|| {
+            let sum_cache = |f: fn(&CacheStats) -> u64| {
+                pools.iter().filter_map(|p| p.cache.as_ref()).map(f).sum()
+            };
+            CacheStats::new(
+                sum_cache(|c| c.hits),
+                sum_cache(|c| c.misses),
+                sum_cache(|c| c.writes),
+                sum_cache(|c| c.spills),
+                sum_cache(|c| c.used_bytes),
+            )
+        }),
         queries: QueryStats {
             duration_buckets: (0..DURATION_BUCKETS.len())
                 .map(|i| {

@@ -15,6 +15,8 @@ use diesel_migrations::MigrationHarness;
 use super::transaction::{WRITE_LOCK_KEY, write_on_pg};
 use crate::config::PgConfig;
 use crate::error::{Error, Result};
+use crate::observe::stats::ConnectionStats;
+use crate::observe::{EngineFigures, Metrics, PoolState, StatementTimers};
 use crate::pragmas::Role;
 
 use super::pool::{ALIVE_BYPASS, PgManager, PgSession};
@@ -37,6 +39,23 @@ struct Inner {
     replica: Option<Replica>,
     /// The last health report, for the metrics.
     last_health: Mutex<Option<crate::observe::health::HealthReport>>,
+    /// The counters behind `connection_stats()`.
+    metrics: Arc<Metrics>,
+    /// The `/metrics` + `/health` endpoint of `DB_METRICS_ADDR`, stopped when the last clone
+    /// of the database is dropped.
+    #[cfg(feature = "metrics-server")]
+    metrics_server: Mutex<Option<crate::observe::MetricsServer>>,
+}
+
+/// A [`PgDatabase`] that does not keep it open.
+#[derive(Clone)]
+pub(crate) struct WeakPgDatabase(std::sync::Weak<Inner>);
+
+impl WeakPgDatabase {
+    /// The database, unless its last clone was dropped.
+    pub(crate) fn upgrade(&self) -> Option<PgDatabase> {
+        self.0.upgrade().map(|inner| PgDatabase { inner })
+    }
 }
 
 /// Whether reads may go to the standby: they leave it for the primary when it is down or
@@ -80,14 +99,28 @@ impl std::fmt::Debug for PgDatabase {
 
 /// Sets each new connection up for its role: timeouts and the application name; read
 /// connections are read-only (`default_transaction_read_only`), as SQLite's are `query_only`.
-#[derive(Debug)]
+/// With instrumentation on, each connection gets a statement timer (the statistics).
 struct Session {
     role: Role,
     statements: String,
+    timers: Option<StatementTimers>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("role", &self.role)
+            .field("statements", &self.statements)
+            .field("timed", &self.timers.is_some())
+            .finish()
+    }
 }
 
 impl CustomizeConnection<PgSession, diesel::r2d2::Error> for Session {
     fn on_acquire(&self, conn: &mut PgSession) -> std::result::Result<(), diesel::r2d2::Error> {
+        if let Some(timers) = &self.timers {
+            diesel::Connection::set_instrumentation(&mut **conn, timers());
+        }
         conn.batch_execute(&self.statements).map_err(|e| {
             tracing::warn!(role = ?self.role, error = %e, "Database connection setup failed");
             diesel::r2d2::Error::QueryError(e)
@@ -95,7 +128,7 @@ impl CustomizeConnection<PgSession, diesel::r2d2::Error> for Session {
     }
 }
 
-fn session(config: &PgConfig, role: Role) -> Session {
+fn session(config: &PgConfig, role: Role, timers: Option<StatementTimers>) -> Session {
     let mut statements = format!(
         "SET statement_timeout = {}; SET lock_timeout = {}; SET application_name = '{}';",
         config.statement_timeout().as_millis(),
@@ -106,7 +139,11 @@ fn session(config: &PgConfig, role: Role) -> Session {
     if role == Role::Read {
         statements.push_str(" SET default_transaction_read_only = on;");
     }
-    Session { role, statements }
+    Session {
+        role,
+        statements,
+        timers,
+    }
 }
 
 /// A connection error with the URL's password left out (libpq's messages do not repeat it).
@@ -131,6 +168,15 @@ impl PgDatabase {
     /// [`Error::Config`] when a server cannot be reached (the URL shown without its password),
     /// [`Error::Migration`] for a failing migration.
     pub fn open(config: PgConfig) -> Result<PgDatabase> {
+        #[cfg(not(feature = "metrics-server"))]
+        if let Some(addr) = config.metrics_addr() {
+            return Err(Error::config(
+                "DB_METRICS_ADDR",
+                addr.to_string(),
+                "litedal was built without its `metrics-server` feature; unset the variable \
+                 or enable the feature",
+            ));
+        }
         let started = std::time::Instant::now();
         // One connection first, so a wrong URL, login or certificate fails here, at once and
         // with libpq's reason, not at the first query after the pool timeout.
@@ -150,8 +196,18 @@ impl PgDatabase {
                 }
             }
         }
+        // Always two pools (read and write), even when they reach the same server.
+        let metrics = Arc::new(Metrics::new(
+            true,
+            config.instrumentation(),
+            config.slow_query(),
+        ));
         let build = |role: Role, url: &str, size: u32, bypass: Duration| -> Result<PgPool> {
-            Pool::builder()
+            let mut builder = Pool::builder();
+            if let Some(events) = metrics.pool_events(role) {
+                builder = builder.event_handler(Box::new(events));
+            }
+            builder
                 .max_size(size)
                 .min_idle(Some(0))
                 .connection_timeout(config.pool_timeout())
@@ -159,7 +215,11 @@ impl PgDatabase {
                 // checkout that finds one dead opens a new one instead of failing the caller.
                 // The test skips connections used within the last second (`pool.rs`).
                 .test_on_check_out(true)
-                .connection_customizer(Box::new(session(&config, role)))
+                .connection_customizer(Box::new(session(
+                    &config,
+                    role,
+                    metrics.statement_timers(role),
+                )))
                 .build(PgManager::new(url, bypass))
                 .map_err(|e| connection_error(&config, url, e))
         };
@@ -193,15 +253,24 @@ impl PgDatabase {
                 checked: None,
             }),
         });
-        Ok(PgDatabase {
+        let db = PgDatabase {
             inner: Arc::new(Inner {
                 config,
                 write_pool,
                 read_pool,
                 replica,
                 last_health: Mutex::new(None),
+                metrics,
+                #[cfg(feature = "metrics-server")]
+                metrics_server: Mutex::new(None),
             }),
-        })
+        };
+        #[cfg(feature = "metrics-server")]
+        if let Some(addr) = db.config().metrics_addr() {
+            let server = db.serve_metrics(addr)?;
+            *db.inner.metrics_server.lock() = Some(server);
+        }
+        Ok(db)
     }
 
     /// The configuration the database was opened with.
@@ -231,7 +300,7 @@ impl PgDatabase {
     pub fn transaction<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
         let _span = tracing::debug_span!("db.transaction", role = "write").entered();
         let mut conn = self.checkout(Role::Write)?;
-        write_on_pg(&mut conn, f)
+        self.counted(Role::Write, || write_on_pg(&mut conn, f))
     }
 
     /// Runs `f` on a read connection inside one read-only `REPEATABLE READ` transaction, so
@@ -246,7 +315,7 @@ impl PgDatabase {
             Some(conn) => conn,
             None => self.checkout(self.primary_read_role())?,
         };
-        read_on(&mut pooled, f)
+        self.counted(Role::Read, || read_on(&mut pooled, f))
     }
 
     /// Runs `f`, one statement, on a read connection without a transaction of its own (one
@@ -275,7 +344,49 @@ impl PgDatabase {
     pub fn read_primary<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
         let _span = tracing::debug_span!("db.read", role = "read", primary = true).entered();
         let mut pooled = self.checkout(self.primary_read_role())?;
-        read_on(&mut pooled, f)
+        self.counted(Role::Read, || read_on(&mut pooled, f))
+    }
+
+    /// Runs the transaction `run` and counts how it ended (a panic counts as rolled back).
+    fn counted<T>(&self, role: Role, run: impl FnOnce() -> Result<T>) -> Result<T> {
+        let result = catch_unwind(AssertUnwindSafe(run));
+        let committed = matches!(result, Ok(Ok(_)));
+        self.inner.metrics.count_transaction(role, committed);
+        result.unwrap_or_else(|panic| resume_unwind(panic))
+    }
+
+    /// Statistics of the pools, statements and transactions of this database: the same
+    /// figures as SQLite's [`Database::connection_stats`](crate::Database::connection_stats),
+    /// without SQLite's files, memory and page caches (`None`). Always two pools, `read`
+    /// (on the standby with `DATABASE_READ_URL`) and `write`. Reads only atomics and the
+    /// pools' state: no query.
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.inner.metrics.connection_stats(
+            |role| {
+                let (open, idle, max_size) = self.pool_state(role);
+                PoolState {
+                    max_size,
+                    open,
+                    idle,
+                }
+            },
+            EngineFigures {
+                files: None,
+                memory: None,
+                page_cache: false,
+            },
+        )
+    }
+
+    /// Where the endpoint of `DB_METRICS_ADDR` is kept.
+    #[cfg(feature = "metrics-server")]
+    pub(crate) fn metrics_server(&self) -> &Mutex<Option<crate::observe::MetricsServer>> {
+        &self.inner.metrics_server
+    }
+
+    /// A handle that does not keep the database open (for the metrics endpoint).
+    pub(crate) fn downgrade(&self) -> WeakPgDatabase {
+        WeakPgDatabase(Arc::downgrade(&self.inner))
     }
 
     /// The pool that serves reads on the primary: the read pool without a standby, else the

@@ -1,119 +1,92 @@
-//! Prometheus metrics of a PostgreSQL database: the pool gauges SQLite's have, the standby's
-//! replay lag, and the last health report. Query counters and durations are not collected
-//! on PostgreSQL yet (see docs/postgres.md).
-
-use prometheus::{Gauge, GaugeVec, IntGaugeVec, Opts, Registry, TextEncoder};
+//! Statistics and Prometheus metrics of a PostgreSQL database: SQLite's pool, statement and
+//! transaction families under the same names, the standby's replay lag, and the last health
+//! report; and the `/metrics` + `/health` endpoint of `DB_METRICS_ADDR`.
 
 use super::database::PgDatabase;
-use crate::error::{Error, Result};
-use crate::observe::health::HealthStatus;
-use crate::pragmas::Role;
-
-fn metrics_error(error: prometheus::Error) -> Error {
-    Error::Metrics(error.to_string())
-}
+use crate::error::Result;
+use crate::observe::metrics::{EngineFacts, render};
 
 impl PgDatabase {
-    /// The database's metrics in the Prometheus text format (0.0.4), with the names of
-    /// SQLite's where they mean the same: `litedal_info{engine="postgres"}`,
-    /// `litedal_pool_{max,open,idle,active}_connections{pool}`,
-    /// `litedal_pool_utilization_percent{pool}`, `litedal_replica_lag_seconds` and
-    /// `litedal_replica_reads_on_primary` (with `DATABASE_READ_URL`), and
-    /// `litedal_health_status{check}` from the last [`PgDatabase::health`] (0 healthy,
-    /// 1 degraded, 2 unhealthy).
+    /// The database's metrics in the Prometheus text format (0.0.4), with the names and
+    /// labels of SQLite's ([`metrics`](crate::metrics) lists them): the pool, statement,
+    /// transaction and health families, `litedal_info{engine="postgres"}`, and with
+    /// `DATABASE_READ_URL` `litedal_replica_lag_seconds` (as last measured; NaN before the
+    /// first measurement) and `litedal_replica_reads_on_primary`. SQLite's page-cache,
+    /// memory, checkpoint and file families are absent.
     ///
     /// # Errors
     ///
-    /// [`Error::Metrics`] when the prometheus crate refuses a metric (not expected).
+    /// [`Error::Metrics`](crate::Error::Metrics) when the prometheus crate refuses a metric
+    /// (not expected).
     pub fn render_metrics(&self) -> Result<String> {
-        let registry = Registry::new();
-        let info = IntGaugeVec::new(
-            Opts::new("litedal_info", "litedal and the engine it runs on"),
-            &["engine", "version"],
-        )
-        .map_err(metrics_error)?;
-        info.with_label_values(&["postgres", env!("CARGO_PKG_VERSION")])
-            .set(1);
-        registry.register(Box::new(info)).map_err(metrics_error)?;
+        render(&self.connection_stats(), &self.engine_facts())
+    }
 
-        let pool_gauge = |name: &str, help: &str| -> Result<IntGaugeVec> {
-            let gauge =
-                IntGaugeVec::new(Opts::new(name, help), &["pool"]).map_err(metrics_error)?;
-            registry
-                .register(Box::new(gauge.clone()))
-                .map_err(metrics_error)?;
-            Ok(gauge)
-        };
-        let max = pool_gauge("litedal_pool_max_connections", "Pool size")?;
-        let open = pool_gauge("litedal_pool_open_connections", "Connections open")?;
-        let idle = pool_gauge("litedal_pool_idle_connections", "Connections idle")?;
-        let active = pool_gauge("litedal_pool_active_connections", "Connections in use")?;
-        let utilization = GaugeVec::new(
-            Opts::new(
-                "litedal_pool_utilization_percent",
-                "Connections in use as a percentage of the pool size",
-            ),
-            &["pool"],
-        )
-        .map_err(metrics_error)?;
-        registry
-            .register(Box::new(utilization.clone()))
-            .map_err(metrics_error)?;
-        for role in [Role::Read, Role::Write] {
-            let (open_now, idle_now, max_size) = self.pool_state(role);
-            let label = [role.to_string()];
-            let label = [label[0].as_str()];
-            max.with_label_values(&label).set(i64::from(max_size));
-            open.with_label_values(&label).set(i64::from(open_now));
-            idle.with_label_values(&label).set(i64::from(idle_now));
-            let in_use = open_now.saturating_sub(idle_now);
-            active.with_label_values(&label).set(i64::from(in_use));
-            utilization
-                .with_label_values(&label)
-                .set(f64::from(in_use) * 100.0 / f64::from(max_size.max(1)));
+    fn engine_facts(&self) -> EngineFacts {
+        EngineFacts {
+            engine: "postgres",
+            journal_mode: String::new(),
+            checkpoints: None,
+            last_health: self.last_health(),
+            replica: self
+                .config()
+                .read_url()
+                .map(|_| (self.replica_lag(), self.reads_on_primary())),
+        }
+    }
+}
+
+#[cfg(feature = "metrics-server")]
+mod endpoint {
+    use std::net::SocketAddr;
+
+    use super::PgDatabase;
+    use crate::error::Result;
+    use crate::observe::health::HealthReport;
+    use crate::observe::{MetricsServer, Scrape};
+
+    impl Scrape for PgDatabase {
+        fn render_metrics(&self) -> Result<String> {
+            PgDatabase::render_metrics(self)
         }
 
-        if self.config().read_url().is_some() {
-            let lag = Gauge::new(
-                "litedal_replica_lag_seconds",
-                "Replay lag of the standby (DATABASE_READ_URL) as last measured",
+        fn health(&self) -> HealthReport {
+            PgDatabase::health(self)
+        }
+    }
+
+    impl PgDatabase {
+        /// Serves this database's `GET /metrics` and `GET /health` on `addr` from a thread
+        /// of its own, as [`MetricsServer::start`] does for SQLite (port 0 picks a free
+        /// port). The endpoint does not keep the database open; it runs until the handle is
+        /// dropped or shut down. [`PgDatabase::open`] starts one by itself when
+        /// `DB_METRICS_ADDR` is set.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Metrics`](crate::Error::Metrics) when the address cannot be bound.
+        pub fn serve_metrics(&self, addr: SocketAddr) -> Result<MetricsServer> {
+            let db = self.downgrade();
+            MetricsServer::start_with(
+                addr,
+                Box::new(move || db.upgrade().map(|db| Box::new(db) as Box<dyn Scrape>)),
             )
-            .map_err(metrics_error)?;
-            lag.set(self.replica_lag().map_or(f64::NAN, |d| d.as_secs_f64()));
-            registry.register(Box::new(lag)).map_err(metrics_error)?;
-            let on_primary = Gauge::new(
-                "litedal_replica_reads_on_primary",
-                "1 while reads use the primary because the standby is down or lags",
-            )
-            .map_err(metrics_error)?;
-            on_primary.set(if self.reads_on_primary() { 1.0 } else { 0.0 });
-            registry
-                .register(Box::new(on_primary))
-                .map_err(metrics_error)?;
         }
 
-        if let Some(report) = self.last_health() {
-            let status = IntGaugeVec::new(
-                Opts::new(
-                    "litedal_health_status",
-                    "Last health check: 0 healthy, 1 degraded, 2 unhealthy",
-                ),
-                &["check"],
-            )
-            .map_err(metrics_error)?;
-            for check in &report.checks {
-                status
-                    .with_label_values(&[check.name])
-                    .set(match check.status {
-                        HealthStatus::Healthy => 0,
-                        HealthStatus::Degraded => 1,
-                        HealthStatus::Unhealthy => 2,
-                    });
-            }
-            registry.register(Box::new(status)).map_err(metrics_error)?;
+        /// The address of the endpoint [`PgDatabase::open`] started for `DB_METRICS_ADDR`,
+        /// while it runs (with port 0 in the setting, the port picked).
+        pub fn metrics_addr(&self) -> Option<SocketAddr> {
+            self.metrics_server()
+                .lock()
+                .as_ref()
+                .map(MetricsServer::local_addr)
         }
-        TextEncoder::new()
-            .encode_to_string(&registry.gather())
-            .map_err(metrics_error)
+
+        /// Stops the endpoint [`PgDatabase::open`] started and waits for its thread; false
+        /// when none was running. Dropping the last clone of the database does the same.
+        pub fn shutdown_metrics_server(&self) -> bool {
+            let server = self.metrics_server().lock().take();
+            server.map(MetricsServer::shutdown).is_some()
+        }
     }
 }

@@ -17,7 +17,12 @@
 //! ```
 
 #[cfg(feature = "postgres")]
+mod any;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+
+#[cfg(feature = "postgres")]
+pub use any::{AnyTestDb, TEST_POSTGRES_URL, TestEngine};
 
 use std::path::{Path, PathBuf};
 

@@ -91,6 +91,15 @@ pub struct PgCluster {
 }
 
 impl PgCluster {
+    /// Whether the server programs can be found, without starting anything.
+    ///
+    /// # Errors
+    ///
+    /// [`PgClusterError::Unavailable`] saying what was looked at.
+    pub fn available() -> Result<(), PgClusterError> {
+        find_bindir().map(|_| ())
+    }
+
     /// Initializes and starts a primary.
     ///
     /// # Errors
