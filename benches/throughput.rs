@@ -33,6 +33,8 @@ use litedal::example::repo::Users;
 use litedal::example::schema::users;
 use litedal::{Database, Error};
 
+#[path = "support/feature_cost.rs"]
+mod feature_cost;
 #[path = "support/own_table.rs"]
 mod own_table;
 #[path = "support/peer.rs"]
@@ -42,6 +44,8 @@ mod raw_sqlite;
 #[path = "support/report.rs"]
 mod report;
 
+#[path = "cases/feature.rs"]
+mod feature;
 #[path = "cases/footprint.rs"]
 mod footprint;
 #[path = "cases/inserts.rs"]
@@ -143,7 +147,7 @@ fn populated(s: &Settings, path: &Path) -> BoxResult<Database> {
 /// The cases, in the order they run; `--only` takes a comma-separated list of these names.
 const CASES: &[&str] = &[
     "bulk", "own-bulk", "reads", "list", "checkout", "scaling", "mixed", "writers", "open",
-    "memory", "postgres",
+    "memory", "postgres", "feature",
 ];
 
 fn main() -> BoxResult<()> {
@@ -151,6 +155,9 @@ fn main() -> BoxResult<()> {
     if let Some(i) = args.iter().position(|a| a == "--memory-child") {
         let path = args.get(i + 1).ok_or("--memory-child needs a path")?;
         return footprint::memory_child(Path::new(path));
+    }
+    if let Some(i) = args.iter().position(|a| a == feature_cost::CHILD_FLAG) {
+        return feature_cost::child(&args[i + 1..]);
     }
     if let Some(i) = args.iter().position(|a| a == "--child-reads") {
         return reads::child_reads(&args[i + 1..]);
@@ -188,7 +195,7 @@ fn main() -> BoxResult<()> {
         thread::available_parallelism().map_or(0, |n| n.get())
     );
     let reads_db = dir.path().join("reads.db");
-    if ["reads", "list", "checkout", "scaling"]
+    if ["reads", "list", "checkout", "scaling", "feature"]
         .iter()
         .any(|c| wanted(c))
     {
@@ -209,6 +216,7 @@ fn main() -> BoxResult<()> {
             "writers" => mixed::writers(&s, dir.path(), &mut table)?,
             "open" => footprint::open_cost(&s, dir.path(), &mut table)?,
             "memory" => footprint::memory(&s, dir.path())?,
+            "feature" => feature::cost(&s, &reads_db, dir.path(), &mut table)?,
             "postgres" => {
                 if let Some(cluster) = postgres::cluster()? {
                     postgres::bulk(&s, &cluster, &mut table)?;

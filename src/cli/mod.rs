@@ -105,31 +105,7 @@ enum Command {
     /// rows in primary-key order in batches, the source never modified; ends by comparing
     /// row counts and checksums. A copy that was killed continues with --resume.
     #[cfg(feature = "postgres")]
-    Copy {
-        /// The source's URL (sqlite://..., a path, or postgres://...).
-        #[arg(long)]
-        from: String,
-        /// The destination's URL.
-        #[arg(long)]
-        to: String,
-        /// Add to a destination that has rows (by default a non-empty table is refused).
-        #[arg(long, conflicts_with = "resume")]
-        append: bool,
-        /// Continue an interrupted copy: each table starts after the largest key the
-        /// destination has.
-        #[arg(long)]
-        resume: bool,
-        /// Only compare row counts and checksums; copy nothing.
-        #[arg(long)]
-        verify: bool,
-        /// Rows per batch (one destination transaction each).
-        #[arg(long, default_value_t = 10_000)]
-        batch_rows: usize,
-        /// The destination's migrations [default: migrations_postgres for PostgreSQL; for
-        /// SQLite as `migrate` finds them].
-        #[arg(long)]
-        migrations_dir: Option<PathBuf>,
-    },
+    Copy(CopyArgs),
     /// Check the database for corruption (quick_check; --full runs integrity_check).
     /// Exit code 2 when problems were found.
     Check {
@@ -137,6 +113,35 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+}
+
+/// The arguments of `copy`.
+#[cfg(feature = "postgres")]
+#[derive(Debug, clap::Args)]
+struct CopyArgs {
+    /// The source's URL (sqlite://..., a path, or postgres://...).
+    #[arg(long)]
+    from: String,
+    /// The destination's URL.
+    #[arg(long)]
+    to: String,
+    /// Add to a destination that has rows (by default a non-empty table is refused).
+    #[arg(long, conflicts_with = "resume")]
+    append: bool,
+    /// Continue an interrupted copy: each table starts after the largest key the
+    /// destination has.
+    #[arg(long)]
+    resume: bool,
+    /// Only compare row counts and checksums; copy nothing.
+    #[arg(long)]
+    verify: bool,
+    /// Rows per batch (one destination transaction each).
+    #[arg(long, default_value_t = 10_000)]
+    batch_rows: usize,
+    /// The destination's migrations [default: migrations_postgres for PostgreSQL; for
+    /// SQLite as `migrate` finds them].
+    #[arg(long)]
+    migrations_dir: Option<PathBuf>,
 }
 
 /// The environment section of `--help`, from the library's own list.
@@ -215,32 +220,6 @@ pub fn run(migrations: Option<&'static EmbeddedMigrations>) -> ExitCode {
         return ExitCode::from(1);
     }
     #[cfg(feature = "postgres")]
-    if let Command::Copy {
-        from,
-        to,
-        append,
-        resume,
-        verify,
-        batch_rows,
-        migrations_dir,
-    } = cli.command
-    {
-        let mode = match (append, resume) {
-            (true, _) => crate::copy::CopyMode::Append,
-            (_, true) => crate::copy::CopyMode::Resume,
-            _ => crate::copy::CopyMode::Fresh,
-        };
-        return exit(postgres::copy(
-            &from,
-            &to,
-            mode,
-            verify,
-            batch_rows,
-            migrations_dir,
-            migrations,
-        ));
-    }
-    #[cfg(feature = "postgres")]
     if postgres::selected() {
         let result = match cli.command {
             Command::Migrate { migrations_dir } => postgres::migrate(migrations_dir),
@@ -251,7 +230,7 @@ pub fn run(migrations: Option<&'static EmbeddedMigrations>) -> ExitCode {
             Command::Backup { .. } => postgres::sqlite_only("backup"),
             Command::Restore { .. } => postgres::sqlite_only("restore"),
             Command::Check { .. } => postgres::sqlite_only("check"),
-            Command::Copy { .. } => unreachable_copy(),
+            Command::Copy(args) => copy(args, migrations),
         };
         return exit(result);
     }
@@ -265,15 +244,28 @@ pub fn run(migrations: Option<&'static EmbeddedMigrations>) -> ExitCode {
         Command::Restore { path } => upkeep::restore(path),
         Command::Check { full } => upkeep::check(full),
         #[cfg(feature = "postgres")]
-        Command::Copy { .. } => unreachable_copy(),
+        Command::Copy(args) => copy(args, migrations),
     };
     exit(result)
 }
 
-/// `copy` is dispatched before the per-engine commands; this arm is never taken.
+/// `copy`: the same on either `DATABASE_URL` (it names both databases itself).
 #[cfg(feature = "postgres")]
-fn unreachable_copy() -> common::CmdResult {
-    Err(common::Failure::new("internal: copy dispatched twice", 1))
+fn copy(args: CopyArgs, migrations: Option<&'static EmbeddedMigrations>) -> common::CmdResult {
+    let mode = match (args.append, args.resume) {
+        (true, _) => crate::copy::CopyMode::Append,
+        (_, true) => crate::copy::CopyMode::Resume,
+        _ => crate::copy::CopyMode::Fresh,
+    };
+    postgres::copy(
+        &args.from,
+        &args.to,
+        mode,
+        args.verify,
+        args.batch_rows,
+        args.migrations_dir,
+        migrations,
+    )
 }
 
 fn exit(result: common::CmdResult) -> ExitCode {

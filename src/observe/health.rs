@@ -293,7 +293,24 @@ fn seconds_limits(limits: &Limits<Duration>) -> Limits<f64> {
 pub(crate) struct LastHealth(parking_lot::Mutex<Option<HealthReport>>);
 
 /// The busiest pool's utilization, with every pool in the detail.
-fn pool_utilization_check(stats: &ConnectionStats, limits: Limits<f64>) -> HealthCheck {
+/// A latency check from a timed probe: `elapsed` graded against `limits` when the probe
+/// succeeded, unhealthy with its error when it failed. Both engines' read and write checks.
+pub(crate) fn latency_check(
+    name: &'static str,
+    limits: Limits<f64>,
+    what: &str,
+    elapsed: Duration,
+    outcome: &crate::error::Result<()>,
+) -> HealthCheck {
+    match outcome {
+        Ok(()) => HealthCheck::against_limits(name, elapsed.as_secs_f64(), "seconds", limits, what),
+        Err(error) => HealthCheck::failed(name, "seconds", Threshold::Limits(limits), error),
+    }
+}
+
+/// The busiest pool's utilization, from statistics taken before any probe (so the probes'
+/// own checkouts are not counted). Both engines.
+pub(crate) fn pool_utilization_check(stats: &ConnectionStats, limits: Limits<f64>) -> HealthCheck {
     let busiest = stats
         .pools
         .iter()
@@ -307,6 +324,9 @@ fn pool_utilization_check(stats: &ConnectionStats, limits: Limits<f64>) -> Healt
         .join(", ");
     HealthCheck::against_limits("pool_utilization", busiest, "percent", limits, detail)
 }
+
+/// What the read probe measures, on either engine.
+pub(crate) const READ_PROBE: &str = "read transaction on the read pool, checkout included";
 
 impl Database {
     /// The read round trip and, from the same transaction, the journal mode.
@@ -348,24 +368,26 @@ impl Database {
                     unit: "",
                     threshold: journal_threshold,
                 };
-                let read = HealthCheck::against_limits(
+                let read = latency_check(
                     "read_latency",
-                    elapsed.as_secs_f64(),
-                    "seconds",
                     seconds_limits(limits),
-                    "read transaction on the read pool, checkout included",
+                    READ_PROBE,
+                    elapsed,
+                    &Ok(()),
                 );
                 (read, journal)
             }
-            Err(error) => (
-                HealthCheck::failed(
+            Err(error) => {
+                let journal = HealthCheck::failed("journal_mode", "", journal_threshold, &error);
+                let read = latency_check(
                     "read_latency",
-                    "seconds",
-                    Threshold::Limits(seconds_limits(limits)),
-                    &error,
-                ),
-                HealthCheck::failed("journal_mode", "", journal_threshold, &error),
-            ),
+                    seconds_limits(limits),
+                    READ_PROBE,
+                    elapsed,
+                    &Err(error),
+                );
+                (read, journal)
+            }
         }
     }
 }
@@ -419,13 +441,6 @@ impl Database {
         let elapsed = started.elapsed();
         let write_limits = seconds_limits(&thresholds.write_latency);
         let write_check = match probe {
-            Ok(()) => HealthCheck::against_limits(
-                "write_latency",
-                elapsed.as_secs_f64(),
-                "seconds",
-                write_limits,
-                "empty immediate transaction on the write pool, gate and checkout included",
-            ),
             Err(Error::Busy) => HealthCheck {
                 name: "write_latency",
                 status: HealthStatus::Unhealthy,
@@ -438,11 +453,12 @@ impl Database {
                     self.config().busy_timeout().as_millis()
                 ),
             },
-            Err(error) => HealthCheck::failed(
+            outcome => latency_check(
                 "write_latency",
-                "seconds",
-                Threshold::Limits(write_limits),
-                &error,
+                write_limits,
+                "empty immediate transaction on the write pool, gate and checkout included",
+                elapsed,
+                &outcome,
             ),
         };
 

@@ -513,12 +513,6 @@ impl PgDatabase {
         }
     }
 
-    /// Connections of `role`'s pool in use, and its size.
-    pub(crate) fn pool_usage(&self, role: Role) -> (u32, u32) {
-        let (open, idle, max) = self.pool_state(role);
-        (open.saturating_sub(idle), max)
-    }
-
     /// Connections of `role`'s pool open and idle, and its size.
     pub(crate) fn pool_state(&self, role: Role) -> (u32, u32, u32) {
         let pool = match role {

@@ -15,8 +15,10 @@ use diesel::connection::SimpleConnection;
 
 use super::database::PgDatabase;
 use crate::config::Limits;
-use crate::observe::health::{HealthCheck, HealthReport, HealthStatus, Threshold};
-use crate::pragmas::Role;
+use crate::observe::health::{
+    HealthCheck, HealthReport, HealthStatus, READ_PROBE, Threshold, latency_check,
+    pool_utilization_check,
+};
 
 impl PgDatabase {
     /// Runs the health checks (table above) and grades them against the configured
@@ -24,7 +26,7 @@ impl PgDatabase {
     pub fn health(&self) -> HealthReport {
         let thresholds = self.config().health_thresholds().clone();
         let seconds = |limits: &Limits<Duration>| limits.map(Duration::as_secs_f64);
-        let pools = self.pool_check(thresholds.pool_utilization);
+        let pools = pool_utilization_check(&self.connection_stats(), thresholds.pool_utilization);
         // The standby first: one that does not answer then sends the read probe (and every
         // read) to the primary at once, instead of after a wait.
         let lag_limits = Limits::degraded_only(self.config().max_replica_lag().as_secs_f64());
@@ -53,60 +55,27 @@ impl PgDatabase {
         };
 
         let started = Instant::now();
-        let read = self.read(|conn| Ok(conn.batch_execute("SELECT 1")?));
-        let read = match read {
-            Ok(()) => HealthCheck::against_limits(
-                "read_latency",
-                started.elapsed().as_secs_f64(),
-                "seconds",
-                seconds(&thresholds.read_latency),
-                "read transaction on the read pool, checkout included",
-            ),
-            Err(error) => HealthCheck::failed(
-                "read_latency",
-                "seconds",
-                Threshold::Limits(seconds(&thresholds.read_latency)),
-                &error,
-            ),
-        };
+        let outcome = self.read(|conn| Ok(conn.batch_execute("SELECT 1")?));
+        let read = latency_check(
+            "read_latency",
+            seconds(&thresholds.read_latency),
+            READ_PROBE,
+            started.elapsed(),
+            &outcome,
+        );
         let started = Instant::now();
-        let write = match self.transaction(|_| Ok(())) {
-            Ok(()) => HealthCheck::against_limits(
-                "write_latency",
-                started.elapsed().as_secs_f64(),
-                "seconds",
-                seconds(&thresholds.write_latency),
-                "empty write transaction on the write pool, litedal's write lock included",
-            ),
-            Err(error) => HealthCheck::failed(
-                "write_latency",
-                "seconds",
-                Threshold::Limits(seconds(&thresholds.write_latency)),
-                &error,
-            ),
-        };
+        let outcome = self.transaction(|_| Ok(()));
+        let write = latency_check(
+            "write_latency",
+            seconds(&thresholds.write_latency),
+            "empty write transaction on the write pool, litedal's write lock included",
+            started.elapsed(),
+            &outcome,
+        );
         let mut checks = vec![read, write, pools];
         checks.extend(replica);
         let report = HealthReport::from_checks(checks);
         self.remember_health(&report);
         report
-    }
-
-    /// The busiest pool's connections in use, in percent.
-    fn pool_check(&self, limits: Limits<f64>) -> HealthCheck {
-        let mut busiest = 0.0f64;
-        let mut detail = Vec::new();
-        for role in [Role::Read, Role::Write] {
-            let (in_use, max_size) = self.pool_usage(role);
-            busiest = busiest.max(f64::from(in_use) * 100.0 / f64::from(max_size.max(1)));
-            detail.push(format!("{role} {in_use}/{max_size} in use"));
-        }
-        HealthCheck::against_limits(
-            "pool_utilization",
-            busiest,
-            "percent",
-            limits,
-            detail.join(", "),
-        )
     }
 }
