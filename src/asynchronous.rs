@@ -1,5 +1,5 @@
 //! The async API (cargo feature `tokio`): [`Database::transaction_async`] and
-//! [`Database::read_async`].
+//! [`Database::read_async`], and with the `postgres` feature the same on `AnyDatabase`.
 //!
 //! SQLite calls block: a write waits for the write lock up to the busy timeout, a checkout
 //! waits up to the pool timeout. Run on a runtime worker, that wait would stall every other
@@ -88,10 +88,10 @@ where
 }
 
 /// Calls `f` unless the caller's future was dropped meanwhile.
-fn unless_cancelled<T>(
+fn unless_cancelled<C: ?Sized, T>(
     cancelled: &AtomicBool,
-    conn: &mut SqliteConnection,
-    f: impl FnOnce(&mut SqliteConnection) -> Result<T>,
+    conn: &mut C,
+    f: impl FnOnce(&mut C) -> Result<T>,
 ) -> Result<T> {
     if cancelled.load(Ordering::Acquire) {
         return Err(Error::Cancelled);
@@ -210,5 +210,104 @@ impl Database {
     {
         let db = self.clone();
         run_blocking(move |cancelled| db.read(|conn| unless_cancelled(cancelled, conn, f))).await
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod any_engine {
+    use super::{Result, run_blocking, unless_cancelled};
+    use crate::any_database::AnyDatabase;
+    use crate::engine::EngineRef;
+
+    impl AnyDatabase {
+        /// [`AnyDatabase::transaction`] for async callers (features `tokio` and `postgres`):
+        /// the closure runs on tokio's blocking pool, never on a runtime worker, on either
+        /// engine. Cancellation, panics and tracing spans as in
+        /// [`Database::transaction_async`](crate::Database::transaction_async).
+        ///
+        /// # Errors
+        ///
+        /// As [`AnyDatabase::transaction`], and [`Error::Panicked`](crate::Error::Panicked),
+        /// [`Error::Cancelled`](crate::Error::Cancelled).
+        ///
+        /// # Panics
+        ///
+        /// When polled outside a tokio runtime.
+        ///
+        /// ```
+        /// use litedal::example::models::NewUser;
+        /// use litedal::example::repo::Users;
+        /// use litedal::testing::{AnyTestDb, TestEngine};
+        ///
+        /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+        /// let test_db = AnyTestDb::open(TestEngine::Sqlite, |b| {
+        ///     b.migrations(&litedal::example::MIGRATIONS)
+        ///         .postgres_migrations(&litedal::example::MIGRATIONS_POSTGRES)
+        /// })?;
+        /// let db = test_db.db().clone();
+        /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        /// let user = runtime.block_on(db.transaction_async(|conn| {
+        ///     Users::insert(&mut *conn, &NewUser::new("Ada", "ada@example.com"))
+        /// }))?;
+        /// let count = runtime.block_on(db.read_async(|conn| Users::count(&mut *conn)))?;
+        /// assert_eq!((user.name.as_str(), count), ("Ada", 1));
+        /// # Ok(())
+        /// # }
+        /// ```
+        pub async fn transaction_async<T, F>(&self, f: F) -> Result<T>
+        where
+            F: for<'c> FnOnce(&mut EngineRef<'c>) -> Result<T> + Send + 'static,
+            T: Send + 'static,
+        {
+            let db = self.clone();
+            run_blocking(move |cancelled| {
+                db.transaction(|conn| unless_cancelled(cancelled, conn, f))
+            })
+            .await
+        }
+
+        /// [`AnyDatabase::read`] for async callers, on tokio's blocking pool (see
+        /// [`AnyDatabase::transaction_async`]).
+        ///
+        /// # Errors
+        ///
+        /// As [`AnyDatabase::read`], and [`Error::Panicked`](crate::Error::Panicked),
+        /// [`Error::Cancelled`](crate::Error::Cancelled).
+        ///
+        /// # Panics
+        ///
+        /// When polled outside a tokio runtime.
+        pub async fn read_async<T, F>(&self, f: F) -> Result<T>
+        where
+            F: for<'c> FnOnce(&mut EngineRef<'c>) -> Result<T> + Send + 'static,
+            T: Send + 'static,
+        {
+            let db = self.clone();
+            run_blocking(move |cancelled| db.read(|conn| unless_cancelled(cancelled, conn, f)))
+                .await
+        }
+
+        /// [`AnyDatabase::read_primary`] for async callers: a read that must see the
+        /// caller's own write, on tokio's blocking pool.
+        ///
+        /// # Errors
+        ///
+        /// As [`AnyDatabase::read_primary`], and [`Error::Panicked`](crate::Error::Panicked),
+        /// [`Error::Cancelled`](crate::Error::Cancelled).
+        ///
+        /// # Panics
+        ///
+        /// When polled outside a tokio runtime.
+        pub async fn read_primary_async<T, F>(&self, f: F) -> Result<T>
+        where
+            F: for<'c> FnOnce(&mut EngineRef<'c>) -> Result<T> + Send + 'static,
+            T: Send + 'static,
+        {
+            let db = self.clone();
+            run_blocking(move |cancelled| {
+                db.read_primary(|conn| unless_cancelled(cancelled, conn, f))
+            })
+            .await
+        }
     }
 }

@@ -1360,3 +1360,73 @@ fn any_test_db_child_opens_on_the_named_server() {
     Users::batch_insert(&*db, &[NewUser::new("c", "c@x.example")]).unwrap();
     assert_eq!(Users::count(&*db).unwrap(), 1);
 }
+
+#[test]
+fn async_callers_get_the_same_transactions_on_both_engines() {
+    use litedal::testing::TestEngine;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    for engine in TestEngine::ALL {
+        let Some(test_db) = litedal::example::any_test_db(engine, "engines: async").unwrap() else {
+            continue;
+        };
+        let db = test_db.db().clone();
+        runtime.block_on(async {
+            // 8 tasks x 25 read-modify-write increments of one row: none lost.
+            let first = db
+                .transaction_async(|tx| Users::insert(&mut *tx, &NewUser::new("0", "n@x.example")))
+                .await
+                .unwrap();
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let db = db.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..25 {
+                            db.transaction_async(move |tx| {
+                                let user =
+                                    Users::find(&mut *tx, first.id)?.ok_or(Error::NotFound)?;
+                                let n: i64 = user.name.parse().unwrap_or(-1_000);
+                                Users::update(
+                                    &mut *tx,
+                                    first.id,
+                                    &UserChanges {
+                                        name: Some((n + 1).to_string()),
+                                        ..UserChanges::default()
+                                    },
+                                )
+                            })
+                            .await
+                            .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            let name = db
+                .read_async(move |conn| Ok(Users::find(&mut *conn, first.id)?.map(|u| u.name)))
+                .await
+                .unwrap();
+            assert_eq!(name.as_deref(), Some("200"), "{engine:?}");
+            // A panic rolls back and comes back as an error; the row is unchanged.
+            let panicked = db
+                .transaction_async(|tx| -> Result<(), Error> {
+                    Users::insert(&mut *tx, &NewUser::new("p", "p@x.example"))?;
+                    panic!("handler bug")
+                })
+                .await;
+            assert!(
+                matches!(&panicked, Err(Error::Panicked { message }) if message == "handler bug"),
+                "{engine:?}: {panicked:?}"
+            );
+            let count = db
+                .read_primary_async(|conn| Users::count(&mut *conn))
+                .await
+                .unwrap();
+            assert_eq!(count, 1, "{engine:?}");
+        });
+    }
+}

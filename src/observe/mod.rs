@@ -17,11 +17,13 @@ mod server;
 mod sql_text;
 pub mod stats;
 
-pub(crate) use collectors::{EngineFigures, Metrics, Monitor, PoolState, StatementTimers};
+#[cfg(feature = "postgres")]
+pub(crate) use collectors::{EngineFigures, PoolState, StatementTimers};
+pub(crate) use collectors::{Metrics, Monitor};
 pub(crate) use health::LastHealth;
 #[cfg(feature = "metrics-server")]
 pub use server::MetricsServer;
-#[cfg(feature = "metrics-server")]
+#[cfg(all(feature = "metrics-server", feature = "postgres"))]
 pub(crate) use server::Scrape;
 #[cfg(feature = "metrics-server")]
 pub(crate) use server::start as start_server;

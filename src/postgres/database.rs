@@ -47,10 +47,12 @@ struct Inner {
     metrics_server: Mutex<Option<crate::observe::MetricsServer>>,
 }
 
-/// A [`PgDatabase`] that does not keep it open.
+/// A [`PgDatabase`] that does not keep it open (for the metrics endpoint).
+#[cfg(feature = "metrics-server")]
 #[derive(Clone)]
 pub(crate) struct WeakPgDatabase(std::sync::Weak<Inner>);
 
+#[cfg(feature = "metrics-server")]
 impl WeakPgDatabase {
     /// The database, unless its last clone was dropped.
     pub(crate) fn upgrade(&self) -> Option<PgDatabase> {
@@ -385,6 +387,7 @@ impl PgDatabase {
     }
 
     /// A handle that does not keep the database open (for the metrics endpoint).
+    #[cfg(feature = "metrics-server")]
     pub(crate) fn downgrade(&self) -> WeakPgDatabase {
         WeakPgDatabase(Arc::downgrade(&self.inner))
     }
