@@ -25,8 +25,8 @@ use diesel::Connection;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 
-use super::TestDb;
 use super::postgres::{PgCluster, PgClusterError};
+use super::test_db::TestDb;
 use crate::any_database::AnyDatabase;
 use crate::config::{Config, ConfigBuilder};
 use crate::error::{Error, Result};
