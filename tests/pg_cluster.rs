@@ -112,3 +112,61 @@ fn dropping_the_cluster_stops_its_servers_and_removes_the_directory() {
     assert!(!dir.exists());
     assert!(PgConnection::establish(&url).is_err());
 }
+
+#[test]
+fn a_cluster_whose_test_was_killed_is_stopped_by_the_next_start() {
+    use std::io::BufRead;
+    // Only to learn whether a server can be had here (says so and returns where not).
+    let Some(probe) = PgCluster::start_or_skip("pg_cluster: abandoned cluster").unwrap() else {
+        return;
+    };
+    drop(probe);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "abandoned_cluster_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("cluster ").map(str::to_owned))
+        .expect("the child prints its cluster");
+    let (url, dir) = started.split_once(' ').unwrap();
+    // SIGKILL: the child's Drop never runs, its server keeps running.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        PgConnection::establish(url).is_ok(),
+        "the abandoned server runs"
+    );
+    assert!(std::path::Path::new(dir).exists());
+
+    // The next start stops it and removes its directory; a live owner's cluster is untouched.
+    let live = PgCluster::start().unwrap();
+    let _next = PgCluster::start().unwrap();
+    assert!(PgConnection::establish(url).is_err(), "{url} still answers");
+    assert!(!std::path::Path::new(dir).exists(), "{dir} is left");
+    assert!(PgConnection::establish(&live.primary_url()).is_ok());
+}
+
+/// Run by `a_cluster_whose_test_was_killed_is_stopped_by_the_next_start` in a child process,
+/// which it kills while the cluster runs.
+#[test]
+#[ignore = "run by a_cluster_whose_test_was_killed_is_stopped_by_the_next_start"]
+fn abandoned_cluster_child() {
+    let cluster = PgCluster::start().unwrap();
+    println!(
+        "cluster {} {}",
+        cluster.primary_url(),
+        cluster.primary_data_dir().parent().unwrap().display()
+    );
+    std::thread::sleep(Duration::from_secs(120));
+    drop(cluster);
+}

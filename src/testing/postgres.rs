@@ -2,8 +2,10 @@
 //!
 //! [`PgCluster`] runs `initdb` into a temporary directory and starts a primary on a free
 //! loopback port; [`PgCluster::start_with_standby`] adds a streaming hot standby made with
-//! `pg_basebackup -R`. Both stop, and the directory goes, when the value drops. The server
-//! binaries are the installed ones (Debian's `postgresql-15`); nothing is downloaded.
+//! `pg_basebackup -R`. Both stop, and the directory goes, when the value drops; a cluster
+//! whose process died without dropping it (SIGKILL, Ctrl-C on `cargo test`) is stopped and
+//! deleted by the next [`PgCluster::start`] on the machine. The server binaries are the
+//! installed ones (Debian's `postgresql-15`); nothing is downloaded.
 //!
 //! The clusters are made for tests: `--auth=trust` on loopback only, the C locale (byte-wise
 //! text order, the same as SQLite's `BINARY` collation, so both engines return rows in the
@@ -108,10 +110,14 @@ impl PgCluster {
     pub fn start() -> Result<PgCluster, PgClusterError> {
         let bin = find_bindir()?;
         let run_as = server_user()?;
+        stop_abandoned(&bin, run_as.as_deref());
         let dir = tempfile::Builder::new()
-            .prefix("litedal-pg-")
+            .prefix(DIR_PREFIX)
             .tempdir()
             .map_err(|e| failed("creating a temporary directory", e))?;
+        // Who owns the cluster: a later start stops it if this process dies without `Drop`.
+        std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
+            .map_err(|e| failed("writing the cluster's owner file", e))?;
         if let Some(user) = &run_as {
             give_to(dir.path(), user)?;
         }
@@ -487,14 +493,7 @@ impl PgCluster {
     /// Runs a server program, as the `postgres` user when we are root.
     fn run(&self, program: &str, args: &[&std::ffi::OsStr]) -> Result<Output, PgClusterError> {
         let path = self.bin.join(program);
-        let mut command = match &self.run_as {
-            Some(user) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(&path);
-                c
-            }
-            None => Command::new(&path),
-        };
+        let mut command = server_command(&path, self.run_as.as_deref());
         command.args(args).current_dir(self.dir.path());
         let output = command
             .output()
@@ -527,6 +526,77 @@ impl Drop for PgCluster {
             if let Err(e) = self.stop_server(standby, "immediate") {
                 eprintln!("litedal: stopping a test PostgreSQL server: {e}");
             }
+        }
+    }
+}
+
+/// A server program, run as `run_as` (through `runuser`) when given: the server refuses root.
+fn server_command(program: &Path, run_as: Option<&str>) -> Command {
+    match run_as {
+        Some(user) => {
+            let mut command = Command::new("runuser");
+            command.args(["-u", user, "--"]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+/// The prefix of a cluster's temporary directory.
+const DIR_PREFIX: &str = "litedal-pg-";
+
+/// The file in a cluster's directory that holds the owning process's id.
+const OWNER_FILE: &str = "owner.pid";
+
+/// Whether process `pid` exists (signal 0 checks without sending anything).
+fn process_exists(pid: libc::pid_t) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks that the process exists and may be signalled.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Stops and deletes the clusters of test processes that died without running `Drop` (a
+/// SIGKILL, or Ctrl-C on `cargo test`), so their servers do not run on for ever. A cluster
+/// whose owner is alive, or whose owner is unknown, is left alone.
+fn stop_abandoned(bin: &Path, run_as: Option<&str>) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let ours = entry.file_name().to_string_lossy().starts_with(DIR_PREFIX);
+        let owner = std::fs::read_to_string(dir.join(OWNER_FILE))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<libc::pid_t>().ok());
+        let Some(owner) = owner.filter(|_| ours) else {
+            continue;
+        };
+        if owner <= 0 || process_exists(owner) {
+            continue;
+        }
+        for server in ["standby", "primary"] {
+            let data = dir.join(server);
+            if !data.join("postmaster.pid").exists() {
+                continue;
+            }
+            let stopped = server_command(&bin.join("pg_ctl"), run_as)
+                .arg("-D")
+                .arg(&data)
+                .args(["-m", "immediate", "-w", "stop"])
+                .output();
+            eprintln!(
+                "litedal: stopped a test PostgreSQL server left by process {owner}, which ended \
+                 without stopping it ({}): {}",
+                data.display(),
+                match stopped {
+                    Ok(out) if out.status.success() => "stopped".to_owned(),
+                    Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                    Err(e) => e.to_string(),
+                }
+            );
+        }
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("litedal: removing {}: {e}", dir.display());
         }
     }
 }
