@@ -35,8 +35,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use diesel_migrations::EmbeddedMigrations;
 
-/// Operate a litedal SQLite database: migrations, statistics, health checks, metrics,
-/// checkpoints, backups, restores and integrity checks.
+/// Operate a litedal database: migrations, statistics, health checks, metrics, and for SQLite
+/// checkpoints, backups, restores and integrity checks; with the `postgres` feature the same
+/// commands on a postgres:// DATABASE_URL, and `copy` between the engines.
 ///
 /// Only `migrate` changes the schema: the other commands open the database without running
 /// migrations and refuse to create a database that does not exist.

@@ -14,7 +14,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "DATABASE_URL",
         "sqlite://data/main.db",
-        "database file: sqlite://rel, sqlite:///abs, sqlite:path, a plain path, a file: URI or :memory:",
+        "sqlite://rel, sqlite:///abs, sqlite:path, a plain path, a file: URI or :memory:; with the postgres feature also postgres:// or postgresql:// (any libpq parameters)",
     ),
     ("DB_POOL_SIZE", "10", "base pool size (1..=1024)"),
     (
