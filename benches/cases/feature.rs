@@ -1,7 +1,8 @@
 //! The `postgres` feature's cost to SQLite users: the same SQLite work timed in litedal built
-//! with the feature and without it, side by side in one run. The build without it is
-//! `benches/sqlite-only`, which this case builds (release, in `target/sqlite-only`) before
-//! it measures; both builds run `support/feature_cost.rs` in child processes, alternating.
+//! with the feature and without it, side by side in one run. This case builds
+//! `benches/sqlite-only` twice (release, in `target/sqlite-only/{off,on}`), without and with
+//! the feature, so the two binaries differ only in it, and runs both in child processes,
+//! alternating which goes first.
 
 use super::*;
 
@@ -10,17 +11,25 @@ use std::process::Command;
 
 use feature_cost::{CHILD_FLAG, WORK};
 
-/// Builds `benches/sqlite-only` and returns its binary.
-fn build_sqlite_only() -> BoxResult<PathBuf> {
+/// Builds `benches/sqlite-only`, with litedal's `postgres` feature or without, and returns
+/// its binary.
+fn build_sqlite_only(postgres: bool) -> BoxResult<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let package = root.join("benches").join("sqlite-only");
-    let target = root.join("target").join("sqlite-only");
+    let target = root
+        .join("target")
+        .join("sqlite-only")
+        .join(if postgres { "on" } else { "off" });
     // The main package's lock file, so both builds use the same versions of everything.
     std::fs::copy(root.join("Cargo.lock"), package.join("Cargo.lock"))?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("feature: building benches/sqlite-only (litedal without `postgres`)");
+    eprintln!(
+        "feature: building benches/sqlite-only ({} `postgres`)",
+        if postgres { "with" } else { "without" }
+    );
     let status = Command::new(cargo)
         .arg("build")
+        .args(postgres.then_some(["--features", "postgres"]).into_iter().flatten())
         .arg("--release")
         .arg("--quiet")
         .arg("--manifest-path")
@@ -60,8 +69,8 @@ fn child_rate(binary: &Path, work: &str, db: &Path, count: usize) -> BoxResult<f
 }
 
 pub fn cost(s: &Settings, reads_db: &Path, dir: &Path, table: &mut Table) -> BoxResult<()> {
-    let without = build_sqlite_only()?;
-    let with = std::env::current_exe()?;
+    let without = build_sqlite_only(false)?;
+    let with = build_sqlite_only(true)?;
     for work in WORK {
         let (count, case, unit) = match work {
             "reads" => (

@@ -1,8 +1,7 @@
 //! The SQLite work that the `feature` case of the throughput benchmark times in two builds of
-//! litedal: with the `postgres` feature (the benchmark binary itself, which the dev-dependency
-//! builds with every feature) and without it (`benches/sqlite-only`, a package of its own that
-//! depends on litedal without the feature). Both builds run this same file, each in a child
-//! process, so what differs between them is only the feature.
+//! litedal, without and with the `postgres` feature: `benches/sqlite-only` built twice, each
+//! build running this file in a child process, so what differs between them is only the
+//! feature. (The benchmark binary can run it too, with `--feature-cost-child`.)
 //!
 //! A child is called as `<binary> --feature-cost-child <work> <database> <count>` and prints
 //! one line, `<work> <operations per second>`.
