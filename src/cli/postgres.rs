@@ -29,13 +29,14 @@ fn config() -> Result<crate::PgConfig, Error> {
 
 /// The configuration as [`config`] returns it, and DB_METRICS_ADDR.
 fn env_config() -> Result<(crate::PgConfig, Option<std::net::SocketAddr>), Error> {
-    let builder = || ConfigBuilder::from_env().map(|b| b.run_migrations(false));
-    let addr = match builder()?.build_any()? {
-        AnyConfig::Postgres(config) => config.metrics_addr(),
-        AnyConfig::Sqlite(_) => None,
-    };
-    match builder()?.metrics_addr(None).build_any()? {
-        AnyConfig::Postgres(config) => Ok((config, addr)),
+    match ConfigBuilder::from_env()?
+        .run_migrations(false)
+        .build_any()?
+    {
+        AnyConfig::Postgres(config) => {
+            let addr = config.metrics_addr();
+            Ok((config.without_metrics_addr(), addr))
+        }
         AnyConfig::Sqlite(_) => Err(Error::config(
             "DATABASE_URL",
             "",

@@ -164,6 +164,13 @@ impl PgConfig {
         self.metrics_addr
     }
 
+    /// This configuration without the endpoint of `DB_METRICS_ADDR` (the CLI serves its own).
+    #[cfg(feature = "cli")]
+    pub(crate) fn without_metrics_addr(mut self) -> PgConfig {
+        self.metrics_addr = None;
+        self
+    }
+
     /// True when checkouts and statements are counted and timed (the default; see
     /// [`ConfigBuilder::instrumentation`]).
     pub fn instrumentation(&self) -> bool {
