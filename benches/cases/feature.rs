@@ -29,7 +29,12 @@ fn build_sqlite_only(postgres: bool) -> BoxResult<PathBuf> {
     );
     let status = Command::new(cargo)
         .arg("build")
-        .args(postgres.then_some(["--features", "postgres"]).into_iter().flatten())
+        .args(
+            postgres
+                .then_some(["--features", "postgres"])
+                .into_iter()
+                .flatten(),
+        )
         .arg("--release")
         .arg("--quiet")
         .arg("--manifest-path")
