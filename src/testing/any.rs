@@ -5,7 +5,10 @@
 //! database on the server named by `LITEDAL_TEST_POSTGRES_URL` (a server where tests may run
 //! `CREATE DATABASE`; the database is dropped with the value), or, when that is unset, on a
 //! throwaway [`PgCluster`] started for this database from the installed server binaries
-//! (about a second; stopped and deleted on drop).
+//! (about a second; stopped and deleted on drop). A test process killed before the drop
+//! leaves its database on a named server (`litedal_test_<pid>_<n>`; litedal does not drop
+//! databases of other processes, which may run on other machines): drop those by hand. A
+//! throwaway cluster is cleaned up by the next [`PgCluster::start`].
 //!
 //! ```
 //! use litedal::testing::{AnyTestDb, TestEngine};
