@@ -27,7 +27,6 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::sql_types::BigInt;
 use diesel_migrations::MigrationHarness;
-use litedal::Limit;
 use litedal::example::models::{NewUser, UserId};
 use litedal::example::repo::Users;
 use litedal::example::schema::users;

@@ -305,14 +305,7 @@ pub fn list(s: &Settings, path: &Path, table: &mut Table) -> BoxResult<()> {
 
             let started = Instant::now();
             for _ in 0..per_round {
-                let users = Users::query()
-                    .active(true)
-                    .email_domain("bench.example")
-                    .limit(Limit::new(100)?)
-                    .load(&db)?;
-                if users.len() != 100 {
-                    return Err(format!("litedal list: {} rows", users.len()).into());
-                }
+                feature_cost::list(&db)?;
             }
             seconds[2] += started.elapsed().as_secs_f64();
         }

@@ -38,7 +38,9 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use parking_lot::{Mutex, RwLock};
 
-pub(crate) use observer::{CacheCounters, LeaseObserver, Observer, PoolObserver, Service};
+pub(crate) use observer::{
+    CacheCounters, LeaseObserver, Observer, ObserverFactory, PoolObserver, Service,
+};
 pub use pool::PooledConnection;
 pub(crate) use pool::SqlitePool;
 pub(crate) use raw::memory_used;

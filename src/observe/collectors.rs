@@ -28,8 +28,8 @@ use super::stats::{
     QueryStats, TransactionCounts, TransactionStats, percent, total,
 };
 use crate::database::{
-    CacheCounters, Database, LeaseObserver, Observer, PoolObserver, is_polling_write_lock,
-    memory_used,
+    CacheCounters, Database, LeaseObserver, Observer, ObserverFactory, PoolObserver,
+    is_polling_write_lock, memory_used,
 };
 use crate::error::{Result, is_busy_error};
 use crate::pragmas::Role;
@@ -370,8 +370,9 @@ pub(crate) struct EngineFigures {
     pub(crate) page_cache: bool,
 }
 
-/// Makes the statement timer of a new connection.
-pub(crate) type StatementTimers = Box<dyn Fn() -> Box<dyn Instrumentation> + Send + Sync>;
+/// Makes the statement timer of a new connection: the core's observer factory, which the
+/// PostgreSQL pools use as well.
+pub(crate) type StatementTimers = ObserverFactory;
 
 impl Observer for Metrics {
     /// The collectors of the pool that serves `role` (its r2d2 events and, for each new

@@ -284,7 +284,8 @@ fn read_probe(conn: &mut SqliteConnection) -> QueryResult<String> {
     .map(|probe| probe.journal_mode)
 }
 
-fn seconds_limits(limits: &Limits<Duration>) -> Limits<f64> {
+/// Duration thresholds as seconds, the unit of the latency checks (both engines).
+pub(crate) fn seconds_limits(limits: &Limits<Duration>) -> Limits<f64> {
     limits.map(Duration::as_secs_f64)
 }
 
@@ -292,7 +293,6 @@ fn seconds_limits(limits: &Limits<Duration>) -> Limits<f64> {
 #[derive(Debug, Default)]
 pub(crate) struct LastHealth(parking_lot::Mutex<Option<HealthReport>>);
 
-/// The busiest pool's utilization, with every pool in the detail.
 /// A latency check from a timed probe: `elapsed` graded against `limits` when the probe
 /// succeeded, unhealthy with its error when it failed. Both engines' read and write checks.
 pub(crate) fn latency_check(
@@ -308,8 +308,8 @@ pub(crate) fn latency_check(
     }
 }
 
-/// The busiest pool's utilization, from statistics taken before any probe (so the probes'
-/// own checkouts are not counted). Both engines.
+/// The busiest pool's utilization, with every pool in the detail, from statistics taken
+/// before any probe (so the probes' own checkouts are not counted). Both engines.
 pub(crate) fn pool_utilization_check(stats: &ConnectionStats, limits: Limits<f64>) -> HealthCheck {
     let busiest = stats
         .pools

@@ -363,14 +363,20 @@ impl Families {
         [&self.transactions, &self.instrumented, &self.info]
     }
 
-    /// SQLite's page caches, memory and checkpoints.
-    fn sqlite_collectors(&self) -> [&dyn Collector; 8] {
+    /// SQLite's page caches (the hit ratio is optional, below).
+    fn cache_collectors(&self) -> [&dyn Collector; 5] {
         [
             &self.cache_hits,
             &self.cache_misses,
             &self.cache_writes,
             &self.cache_spills,
             &self.cache_used,
+        ]
+    }
+
+    /// SQLite's memory and checkpoints.
+    fn sqlite_collectors(&self) -> [&dyn Collector; 3] {
+        [
             &self.memory_used,
             &self.memory_high_water,
             &self.checkpoints,
@@ -404,6 +410,7 @@ impl Families {
         self.pool_collectors()
             .into_iter()
             .chain(self.other_collectors())
+            .chain(self.cache_collectors())
             .chain(self.sqlite_collectors())
             .chain(self.optional_collectors())
             .chain(self.file_collectors())
@@ -502,13 +509,7 @@ impl Families {
             collectors.extend([&self.memory_used as &dyn Collector, &self.memory_high_water]);
         }
         if stats.pools.iter().any(|p| p.cache.is_some()) {
-            collectors.extend([
-                &self.cache_hits as &dyn Collector,
-                &self.cache_misses,
-                &self.cache_writes,
-                &self.cache_spills,
-                &self.cache_used,
-            ]);
+            collectors.extend(self.cache_collectors());
         }
         if stats
             .pools

@@ -9,7 +9,7 @@
 //! | `pool_utilization` | the busiest pool's connections in use, in percent, before the probes | 90 % | off |
 //! | `replica_lag` | the standby's replay lag (only with `DATABASE_READ_URL`) | `DB_MAX_REPLICA_LAG_MS`, or the standby cannot be asked | - |
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use diesel::connection::SimpleConnection;
 
@@ -17,7 +17,7 @@ use super::database::PgDatabase;
 use crate::config::Limits;
 use crate::observe::health::{
     HealthCheck, HealthReport, HealthStatus, READ_PROBE, Threshold, latency_check,
-    pool_utilization_check,
+    pool_utilization_check, seconds_limits,
 };
 
 impl PgDatabase {
@@ -25,7 +25,6 @@ impl PgDatabase {
     /// thresholds. A probe that fails makes its check unhealthy; this never fails.
     pub fn health(&self) -> HealthReport {
         let thresholds = self.config().health_thresholds().clone();
-        let seconds = |limits: &Limits<Duration>| limits.map(Duration::as_secs_f64);
         let pools = pool_utilization_check(&self.connection_stats(), thresholds.pool_utilization);
         // The standby first: one that does not answer then sends the read probe (and every
         // read) to the primary at once, instead of after a wait.
@@ -58,7 +57,7 @@ impl PgDatabase {
         let outcome = self.read(|conn| Ok(conn.batch_execute("SELECT 1")?));
         let read = latency_check(
             "read_latency",
-            seconds(&thresholds.read_latency),
+            seconds_limits(&thresholds.read_latency),
             READ_PROBE,
             started.elapsed(),
             &outcome,
@@ -67,7 +66,7 @@ impl PgDatabase {
         let outcome = self.transaction(|_| Ok(()));
         let write = latency_check(
             "write_latency",
-            seconds(&thresholds.write_latency),
+            seconds_limits(&thresholds.write_latency),
             "empty write transaction on the write pool, litedal's write lock included",
             started.elapsed(),
             &outcome,

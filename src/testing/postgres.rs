@@ -563,12 +563,14 @@ fn stop_abandoned(bin: &Path, run_as: Option<&str>) {
         return;
     };
     for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
         let dir = entry.path();
-        let ours = entry.file_name().to_string_lossy().starts_with(DIR_PREFIX);
         let owner = std::fs::read_to_string(dir.join(OWNER_FILE))
             .ok()
             .and_then(|pid| pid.trim().parse::<libc::pid_t>().ok());
-        let Some(owner) = owner.filter(|_| ours) else {
+        let Some(owner) = owner else {
             continue;
         };
         if owner <= 0 || process_exists(owner) {
@@ -585,7 +587,7 @@ fn stop_abandoned(bin: &Path, run_as: Option<&str>) {
                 .args(["-m", "immediate", "-w", "stop"])
                 .output();
             eprintln!(
-                "litedal: stopped a test PostgreSQL server left by process {owner}, which ended \
+                "litedal: stopping a test PostgreSQL server left by process {owner}, which ended \
                  without stopping it ({}): {}",
                 data.display(),
                 match stopped {
