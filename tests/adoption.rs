@@ -189,6 +189,66 @@ fn foreign_keys_are_on_by_default_and_can_be_turned_off() {
     assert!(Config::from_vars([("DB_FOREIGN_KEYS", "sometimes")]).is_err());
 }
 
+#[derive(QueryableByName)]
+struct PlanStep {
+    #[diesel(sql_type = Text)]
+    detail: String,
+}
+
+/// The plan SQLite picks for one statement with a bound value, on a read connection and on a
+/// write connection of `db`.
+fn plans_with_bound_value(db: &Database) -> [String; 2] {
+    use diesel::sql_types::BigInt;
+    let plan = |conn: &mut SqliteConnection| -> QueryResult<String> {
+        let steps: Vec<PlanStep> =
+            diesel::sql_query("EXPLAIN QUERY PLAN SELECT b FROM plans WHERE a = ? AND b = 5")
+                .bind::<BigInt, _>(0)
+                .load(conn)?;
+        Ok(steps
+            .into_iter()
+            .map(|s| s.detail)
+            .collect::<Vec<_>>()
+            .join("; "))
+    };
+    let read = db.read(|conn| Ok(plan(conn)?)).unwrap();
+    let write = db.transaction(|conn| Ok(plan(conn)?)).unwrap();
+    [read, write]
+}
+
+#[test]
+fn stable_query_plans_are_on_by_default_and_can_be_turned_off() {
+    // A partial index that a query can use only when the planner looks at the bound value:
+    // with the stability guarantee it does not (one plan whatever is bound, prepared once),
+    // without it the statement is planned for the value bound (and re-planned when it changes).
+    const INDEX: &str = "CREATE TABLE plans (a INTEGER, b INTEGER); \
+                         CREATE INDEX plans_b_where_a_is_0 ON plans (b) WHERE a = 0";
+    let stable = litedal::example::test_db().unwrap();
+    let replanned = litedal::example::test_db_with(|b| b.stable_query_plans(false)).unwrap();
+    for test in [&stable, &replanned] {
+        test.db()
+            .transaction(|conn| Ok(conn.batch_execute(INDEX)?))
+            .unwrap();
+    }
+    for plan in plans_with_bound_value(stable.db()) {
+        assert!(!plan.contains("plans_b_where_a_is_0"), "{plan}");
+    }
+    for plan in plans_with_bound_value(replanned.db()) {
+        assert!(plan.contains("plans_b_where_a_is_0"), "{plan}");
+    }
+    assert!(
+        Config::from_vars(Vec::<(&str, &str)>::new())
+            .unwrap()
+            .stable_query_plans()
+    );
+    let from_env = Config::from_vars([("DB_STABLE_QUERY_PLANS", "false")]).unwrap();
+    assert!(!from_env.stable_query_plans());
+    let error = Config::from_vars([("DB_STABLE_QUERY_PLANS", "maybe")]).unwrap_err();
+    assert!(
+        error.to_string().contains("DB_STABLE_QUERY_PLANS"),
+        "{error}"
+    );
+}
+
 #[test]
 fn errors_keep_their_source_and_do_not_repeat_it() {
     // A file-system error: the operation and path in Display, the OS error as the source.

@@ -255,37 +255,56 @@ pub fn point(s: &Settings, path: &Path, table: &mut Table) -> BoxResult<()> {
 /// the machine's drift during a run falls on all three alike.
 const LIST_ROUNDS: usize = 10;
 
-/// A filtered, limited list: raw SQL, the peer's diesel query, litedal's `UserQuery`.
+/// The raw floor's run of the list query on `stmt`: binds, steps, copies every row out.
+fn raw_list(stmt: &mut raw_sqlite::RawStmt<'_>) -> BoxResult<()> {
+    stmt.bind_int(1, 1)?;
+    stmt.bind_text(2, "%@bench.example")?;
+    stmt.bind_int(3, 100)?;
+    let mut rows = 0;
+    while let Some(row) = stmt.step()? {
+        let _user = row.user()?;
+        rows += 1;
+    }
+    stmt.reset()?;
+    if rows != 100 {
+        return Err(format!("raw list: {rows} rows").into());
+    }
+    Ok(())
+}
+
+/// A filtered, limited list: raw SQL (with litedal's stable query plans, the floor, and with
+/// SQLite's default planning, which re-prepares the statement at every run because its
+/// `LIMIT` and `LIKE` pattern are bound), the peer's diesel query, litedal's `UserQuery`.
 pub fn list(s: &Settings, path: &Path, table: &mut Table) -> BoxResult<()> {
     let db = open_litedal(path, |b| b)?;
     let pool = peer::pool(path, 4, false)?;
-    let (mut raw, mut peer_runs, mut lite) = (vec![], vec![], vec![]);
     let per_round = (s.list_queries / LIST_ROUNDS).max(1);
-    let conn = raw_sqlite::open_reader_like_litedal(path)?;
-    let mut stmt = conn.prepare(&format!(
+    let sql = format!(
         "SELECT {} FROM users WHERE active = ? AND email LIKE ? ESCAPE '\\' ORDER BY id ASC LIMIT ?",
         raw_sqlite::USER_COLUMNS
-    ))?;
+    );
+    let stable = raw_sqlite::open_reader_like_litedal(path)?;
+    let mut stable_stmt = stable.prepare(&sql)?;
+    let replanning = raw_sqlite::open_reader_like_litedal(path)?;
+    replanning.set_stable_query_plans(false)?;
+    let mut replanning_stmt = replanning.prepare(&sql)?;
+    // Queries per second of raw, raw re-prepared, peer and litedal, one entry per run.
+    let mut rates: [Vec<f64>; 4] = Default::default();
     for _ in 0..s.runs {
-        // Seconds spent by raw, peer and litedal in this run.
-        let mut seconds = [0.0f64; 3];
+        // Seconds spent by each variant in this run.
+        let mut seconds = [0.0f64; 4];
         for _ in 0..LIST_ROUNDS {
             let started = Instant::now();
             for _ in 0..per_round {
-                stmt.bind_int(1, 1)?;
-                stmt.bind_text(2, "%@bench.example")?;
-                stmt.bind_int(3, 100)?;
-                let mut rows = 0;
-                while let Some(row) = stmt.step()? {
-                    let _user = row.user()?;
-                    rows += 1;
-                }
-                stmt.reset()?;
-                if rows != 100 {
-                    return Err(format!("raw list: {rows} rows").into());
-                }
+                raw_list(&mut stable_stmt)?;
             }
             seconds[0] += started.elapsed().as_secs_f64();
+
+            let started = Instant::now();
+            for _ in 0..per_round {
+                raw_list(&mut replanning_stmt)?;
+            }
+            seconds[1] += started.elapsed().as_secs_f64();
 
             let started = Instant::now();
             for _ in 0..per_round {
@@ -301,21 +320,40 @@ pub fn list(s: &Settings, path: &Path, table: &mut Table) -> BoxResult<()> {
                     return Err(format!("peer list: {} rows", users.len()).into());
                 }
             }
-            seconds[1] += started.elapsed().as_secs_f64();
+            seconds[2] += started.elapsed().as_secs_f64();
 
             let started = Instant::now();
             for _ in 0..per_round {
                 feature_cost::list(&db)?;
             }
-            seconds[2] += started.elapsed().as_secs_f64();
+            seconds[3] += started.elapsed().as_secs_f64();
         }
         let queries = (per_round * LIST_ROUNDS) as f64;
-        raw.push(queries / seconds[0]);
-        peer_runs.push(queries / seconds[1]);
-        lite.push(queries / seconds[2]);
+        for (rate, spent) in rates.iter_mut().zip(seconds) {
+            rate.push(queries / spent);
+        }
     }
+    if stable_stmt.reprepares() != 0 {
+        return Err(format!(
+            "raw list with stable plans was re-prepared {} times",
+            stable_stmt.reprepares()
+        )
+        .into());
+    }
+    let [raw, replanned, peer_runs, lite] = rates;
     let case = "list: active + email domain, limit 100";
-    table.add(case, "raw SQLite, same SQL", "queries/s", raw);
+    table.add(
+        case,
+        "raw SQLite, same SQL, stable query plans",
+        "queries/s",
+        raw,
+    );
+    table.add(
+        case,
+        "raw SQLite, same SQL, SQLite's default planning (re-prepared at every run)",
+        "queries/s",
+        replanned,
+    );
     table.add_peer(
         case,
         "plain diesel + r2d2, same query",

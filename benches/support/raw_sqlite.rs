@@ -101,6 +101,30 @@ impl RawDb {
         Ok(db)
     }
 
+    /// Turns SQLite's query planner stability guarantee on or off, as litedal does on its
+    /// connections (`DB_STABLE_QUERY_PLANS`): with it on, a statement with a bound `LIMIT` or
+    /// `LIKE` pattern is not re-prepared when it is rebound.
+    pub fn set_stable_query_plans(&self, on: bool) -> Result<(), String> {
+        let mut now: c_int = -1;
+        // SAFETY: live handle; SQLITE_DBCONFIG_ENABLE_QPSG takes an `int` and an `int*`
+        // (a valid local that receives the state after the call).
+        let rc = unsafe {
+            ffi::sqlite3_db_config(
+                self.handle,
+                ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+                c_int::from(on),
+                &mut now as *mut c_int,
+            )
+        };
+        self.check(rc, "sqlite3_db_config(SQLITE_DBCONFIG_ENABLE_QPSG)")?;
+        if now != c_int::from(on) {
+            return Err(format!(
+                "query planner stability guarantee is {now}, not {on}"
+            ));
+        }
+        Ok(())
+    }
+
     /// Runs one or more statements that return no rows.
     pub fn exec(&self, sql: &str) -> Result<(), String> {
         // SQLite measures the NUL-terminated text itself; keep it within the C API's `int`
@@ -285,6 +309,15 @@ impl RawStmt<'_> {
         let rc = unsafe { ffi::sqlite3_reset(self.stmt) };
         self.db.check(rc, "reset")
     }
+
+    /// How many times SQLite re-prepared this statement (`SQLITE_STMTSTATUS_REPREPARE`): a
+    /// statement whose plan depends on a bound value is re-prepared when it is rebound.
+    pub fn reprepares(&self) -> i64 {
+        // SAFETY: live statement; reading a counter (reset flag 0) changes nothing.
+        i64::from(unsafe {
+            ffi::sqlite3_stmt_status(self.stmt, ffi::SQLITE_STMTSTATUS_REPREPARE, 0)
+        })
+    }
 }
 
 impl Drop for RawStmt<'_> {
@@ -409,10 +442,11 @@ pub fn open_like_litedal(path: &Path, synchronous: &str) -> Result<RawDb, String
     Ok(db)
 }
 
-/// Opens a raw connection with the PRAGMAs litedal gives a writer (`synchronous` as given),
-/// and no schema.
+/// Opens a raw connection set up as litedal sets up a writer (the PRAGMAs, `synchronous` as
+/// given, and stable query plans), and no schema.
 pub fn open_writer_like_litedal(path: &Path, synchronous: &str) -> Result<RawDb, String> {
     let db = RawDb::open(path)?;
+    db.set_stable_query_plans(true)?;
     db.exec("PRAGMA busy_timeout = 5000")?;
     db.exec("PRAGMA journal_mode = WAL")?;
     db.exec("PRAGMA foreign_keys = ON")?;
@@ -508,9 +542,11 @@ pub fn insert_users_multi_row(
     })
 }
 
-/// Opens a raw reader with the PRAGMAs litedal gives its read connections.
+/// Opens a raw reader set up as litedal sets up its read connections: the PRAGMAs and
+/// stable query plans.
 pub fn open_reader_like_litedal(path: &Path) -> Result<RawDb, String> {
     let db = RawDb::open(path)?;
+    db.set_stable_query_plans(true)?;
     db.exec("PRAGMA busy_timeout = 5000")?;
     db.exec("PRAGMA foreign_keys = ON")?;
     db.exec("PRAGMA cache_size = -2000")?;
@@ -669,5 +705,26 @@ pub fn self_check() -> Result<(), String> {
         read_emails.push(user.email);
     }
     expect_eq("users read back", read_emails, emails)?;
+    drop(read);
+    // A bound LIMIT: re-prepared at every rebinding by default, never with stable plans.
+    let limited = "SELECT id FROM users ORDER BY id LIMIT ?";
+    for (stable, want_reprepares) in [(true, 0), (false, 2)] {
+        db.set_stable_query_plans(stable)?;
+        let mut stmt = db.prepare(limited)?;
+        for limit in [1, 2] {
+            stmt.bind_int(1, limit)?;
+            let mut rows = 0;
+            while stmt.step()?.is_some() {
+                rows += 1;
+            }
+            stmt.reset()?;
+            expect_eq("rows under the bound LIMIT", rows, limit)?;
+        }
+        expect_eq(
+            &format!("re-prepares with stable plans {stable}"),
+            stmt.reprepares(),
+            want_reprepares,
+        )?;
+    }
     Ok(())
 }

@@ -67,6 +67,7 @@ pub struct ConfigBuilder {
     pub(super) write_gate: bool,
     pub(super) instrumentation: bool,
     pub(super) foreign_keys: bool,
+    pub(super) stable_query_plans: bool,
     pub(super) on_connect: Option<ConnectionHook>,
     pub(super) health_read_latency: Option<Limits<Duration>>,
     pub(super) health_write_latency: Option<Limits<Duration>>,
@@ -139,6 +140,7 @@ impl Default for ConfigBuilder {
             write_gate: true,
             instrumentation: true,
             foreign_keys: true,
+            stable_query_plans: true,
             on_connect: None,
             health_read_latency: None,
             health_write_latency: None,
@@ -283,6 +285,19 @@ impl ConfigBuilder {
     /// own default is off, which silently accepts rows that point nowhere).
     pub fn foreign_keys(mut self, enabled: bool) -> Self {
         self.foreign_keys = enabled;
+        self
+    }
+
+    /// `DB_STABLE_QUERY_PLANS`: SQLite's query planner stability guarantee on every
+    /// connection; default true. With it, a statement keeps the plan it was prepared with
+    /// whatever values are bound to it, so diesel's cached statements with a bound `LIMIT`
+    /// or `LIKE` pattern are not parsed and planned again on every run (which made the
+    /// benchmark's list query 1.2 x slower). The price: SQLite no longer fits a plan to the
+    /// bound values (a `LIKE ?` prefix on a `NOCASE` index, a partial index whose condition a
+    /// bound value would meet, a row estimate from the bound `LIMIT`). Turn it off when such
+    /// a plan matters more than preparing once.
+    pub fn stable_query_plans(mut self, enabled: bool) -> Self {
+        self.stable_query_plans = enabled;
         self
     }
 
@@ -669,6 +684,7 @@ impl ConfigBuilder {
             write_gate: self.write_gate,
             instrumentation: self.instrumentation,
             foreign_keys: self.foreign_keys,
+            stable_query_plans: self.stable_query_plans,
             on_connect: self.on_connect,
             health_thresholds,
         })

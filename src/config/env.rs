@@ -128,6 +128,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "PRAGMA foreign_keys on every connection",
     ),
     (
+        "DB_STABLE_QUERY_PLANS",
+        "true",
+        "SQLite's query planner stability guarantee on every connection: statements with a bound LIMIT or LIKE pattern are prepared once, not at every run",
+    ),
+    (
         "DB_RUN_MIGRATIONS",
         "true",
         "run the application's embedded migrations at open (when it gave some)",
@@ -460,6 +465,7 @@ impl ConfigBuilder {
             }
             "DB_RUN_MIGRATIONS" => self.run_migrations = v.boolean()?,
             "DB_FOREIGN_KEYS" => self.foreign_keys = v.boolean()?,
+            "DB_STABLE_QUERY_PLANS" => self.stable_query_plans = v.boolean()?,
             // Read by `cli::init_logging`; validated here too, so a typo is reported with the
             // other variables.
             "DB_LOG_FORMAT" => {

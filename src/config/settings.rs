@@ -39,6 +39,7 @@ pub struct Config {
     pub(super) write_gate: bool,
     pub(super) instrumentation: bool,
     pub(super) foreign_keys: bool,
+    pub(super) stable_query_plans: bool,
     pub(super) on_connect: Option<ConnectionHook>,
     pub(super) health_thresholds: HealthThresholds,
 }
@@ -134,6 +135,12 @@ impl Config {
     /// The application's connection hook, if it set one.
     pub fn on_connect(&self) -> Option<&ConnectionHook> {
         self.on_connect.as_ref()
+    }
+
+    /// True when every connection has SQLite's query planner stability guarantee
+    /// (`DB_STABLE_QUERY_PLANS`, the default; see [`ConfigBuilder::stable_query_plans`](crate::ConfigBuilder::stable_query_plans)).
+    pub fn stable_query_plans(&self) -> bool {
+        self.stable_query_plans
     }
 
     /// True when checkouts and statements are counted and timed (the default).

@@ -199,11 +199,13 @@ impl Instrumentation for ConnectionState {
     }
 }
 
-/// The r2d2 customizer of litedal's pools: finds the connection's SQLite handle, applies the
-/// role's PRAGMAs, then installs [`ConnectionState`] (after the PRAGMAs, so that statistics
+/// The r2d2 customizer of litedal's pools: finds the connection's SQLite handle, sets the
+/// query planner stability guarantee as configured, applies the role's PRAGMAs, then installs [`ConnectionState`] (after the PRAGMAs, so that statistics
 /// count only the application's statements).
 pub(crate) struct ConnectionCustomizer {
     pub(crate) pragmas: PragmaCustomizer,
+    /// `DB_STABLE_QUERY_PLANS`.
+    pub(crate) stable_query_plans: bool,
     /// The application's own setup, run after the PRAGMAs.
     pub(crate) hook: Option<ConnectionHook>,
     /// The first error of `hook`, kept so that a pool that cannot be filled reports it
@@ -218,6 +220,7 @@ impl std::fmt::Debug for ConnectionCustomizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionCustomizer")
             .field("role", &self.pragmas.role)
+            .field("stable_query_plans", &self.stable_query_plans)
             .field("observed", &self.observer.is_some())
             .finish()
     }
@@ -226,13 +229,18 @@ impl std::fmt::Debug for ConnectionCustomizer {
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionCustomizer {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         let role = self.pragmas.role;
-        let raw = RawHandle::capture(conn).map_err(|message| {
-            tracing::error!(role = %role, %message, "Database could not set up a new connection");
-            diesel::r2d2::Error::QueryError(DieselError::DatabaseError(
-                DatabaseErrorKind::Unknown,
-                Box::new(message),
-            ))
-        })?;
+        let raw = RawHandle::capture(conn)
+            .and_then(|raw| {
+                raw.set_stable_query_plans(self.stable_query_plans)?;
+                Ok(raw)
+            })
+            .map_err(|message| {
+                tracing::error!(role = %role, %message, "Database could not set up a new connection");
+                diesel::r2d2::Error::QueryError(DieselError::DatabaseError(
+                    DatabaseErrorKind::Unknown,
+                    Box::new(message),
+                ))
+            })?;
         match &self.hook {
             None => self.pragmas.on_acquire(conn)?,
             Some(hook) => {

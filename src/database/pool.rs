@@ -140,6 +140,7 @@ pub(crate) fn build_pool(
                 role,
                 pragmas: config.pragmas(role),
             },
+            stable_query_plans: config.stable_query_plans(),
             hook: config.on_connect().cloned(),
             hook_error: Arc::clone(&hook_error),
             writes: Arc::clone(writes),

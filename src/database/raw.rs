@@ -254,6 +254,44 @@ impl RawHandle {
         Ok(RawHandle { db, flags })
     }
 
+    /// Turns SQLite's query planner stability guarantee on or off (`DB_STABLE_QUERY_PLANS`)
+    /// and checks that the connection reports the new state.
+    ///
+    /// With it off, SQLite plans some statements for the values bound to them (a bound
+    /// `LIMIT ?`, the pattern of `LIKE ?`) and re-prepares such a statement every time a new
+    /// value is bound; diesel binds every value on every execution, so these statements
+    /// would be parsed and planned again on every run despite diesel's statement cache.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's result code, or the state it reports when that is not the one asked for.
+    pub(crate) fn set_stable_query_plans(&self, on: bool) -> Result<(), String> {
+        let mut now: c_int = -1;
+        // SAFETY: the handle is open while `self` is reachable (module docs);
+        // SQLITE_DBCONFIG_ENABLE_QPSG takes an `int` and an `int*`, which receives the state
+        // after the call (a valid local).
+        let rc = unsafe {
+            ffi::sqlite3_db_config(
+                self.db.as_ptr(),
+                ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+                c_int::from(on),
+                &mut now as *mut c_int,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(format!(
+                "sqlite3_db_config(SQLITE_DBCONFIG_ENABLE_QPSG) failed with code {rc}"
+            ));
+        }
+        if now != c_int::from(on) {
+            return Err(format!(
+                "SQLite reports the query planner stability guarantee as {now} after setting it to {}",
+                c_int::from(on)
+            ));
+        }
+        Ok(())
+    }
+
     /// True when SQLite has no transaction open on the connection.
     pub(crate) fn is_autocommit(&self) -> bool {
         // SAFETY: the handle is open while `self` is reachable (module docs).
