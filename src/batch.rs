@@ -9,15 +9,17 @@
 //! is not cacheable), and SQLite's parser then takes a quarter of the time of a bulk insert.
 //! When every row of the insert model renders the same SQL (diesel caches the model's
 //! single-row statement by its type: no `None` left to a column default, no SQL literal),
-//! litedal builds the statement of a full chunk ([`PREPARED_CHUNK_ROWS`] rows) once,
-//! prepares it once per write connection, and binds each chunk's values, which it collects
-//! row by row from the rows' own single-row statements. Other models take diesel's path.
-//! Measured on a 5-column table without secondary indexes: 0.77 M rows/s through diesel's
-//! path, 1.0 M rows/s prepared once (see PERFORMANCE.md).
+//! litedal sends [`RepeatedInsert`]s instead: a full chunk ([`PREPARED_CHUNK_ROWS`] rows) is
+//! one statement type that diesel finds in its statement cache by type, so it is rendered and
+//! prepared once per write connection, and its values are bound straight from the rows (text
+//! borrowed, not copied). Other models take diesel's path. Measured on a 5-column table
+//! without secondary indexes: 0.77 M rows/s through diesel's path, 1.0 M rows/s prepared
+//! once with copied values, more with borrowed ones (see PERFORMANCE.md).
 
-use diesel::backend::Backend;
+use std::marker::PhantomData;
+
 use diesel::query_builder::{
-    CollectedQuery, InsertStatement, MoveableBindCollector, QueryBuilder, QueryFragment, QueryId,
+    AstPass, InsertStatement, QueryBuilder, QueryFragment, QueryId, ValuesClause,
 };
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sqlite::{Sqlite, SqliteConnection, SqliteQueryBuilder};
@@ -65,21 +67,12 @@ fn count_placeholders(sql: &str) -> usize {
 pub struct RowShape {
     /// Bound values of one row.
     values_per_row: usize,
-    /// The SQL to repeat when every row of this model renders exactly the same: diesel
-    /// itself caches the single-row statement by its type alone (a static query id, and no
-    /// part of the SQL that depends on the values, such as a column left out for a `None`
-    /// field that defaults), so a multi-row statement can be prepared once and reused with
-    /// new bind values. `None`: the rows take diesel's own path.
-    repeated: Option<RepeatedRow>,
-}
-
-/// A single-row `INSERT` split where a multi-row statement repeats it.
-#[derive(Debug, Clone)]
-struct RepeatedRow {
-    /// `INSERT INTO t (a, b) VALUES ` (everything before the first row's values).
-    prefix: String,
-    /// `(?, ?)`: one row's values, repeated (comma-separated) for every row.
-    row: String,
+    /// `INSERT INTO t (a, b) VALUES ` (everything before the first row's values) when every
+    /// row of this model renders exactly the same: diesel itself caches the single-row
+    /// statement by its type alone (a static query id, and no part of the SQL that depends
+    /// on the values, such as a column left out for a `None` field that defaults), so the
+    /// rows can go out as [`RepeatedInsert`]s. `None`: the rows take diesel's own path.
+    repeated_prefix: Option<String>,
 }
 
 impl RowShape {
@@ -89,18 +82,47 @@ impl RowShape {
     }
 }
 
-impl RepeatedRow {
-    /// The SQL of one statement inserting `rows` rows.
-    fn sql(&self, rows: usize) -> String {
-        let mut sql = String::with_capacity(self.prefix.len() + rows * (self.row.len() + 2));
-        sql.push_str(&self.prefix);
-        for i in 0..rows {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&self.row);
+/// One multi-row `INSERT` of rows that all render the same SQL: `prefix`, then each row's
+/// values clause, comma-separated, walked straight from the row (so its text is bound
+/// borrowed, with nothing copied or collected beforehand).
+///
+/// Its query id is a static type made of the single-row statement's (`Id`), so diesel finds
+/// a cached statement by type, without rendering or hashing the SQL: every full chunk of one
+/// insert model has the same row count and hence the same SQL. Chunks of another size are
+/// sent with `cache: false`, which keeps them out of the statement cache.
+struct RepeatedInsert<'p, Id, V> {
+    prefix: &'p str,
+    rows: Vec<V>,
+    cache: bool,
+    id: PhantomData<Id>,
+}
+
+/// The query id of a [`RepeatedInsert`] whose rows' single-row statement has the id `Id`.
+struct RepeatedInsertId<Id>(PhantomData<Id>);
+
+impl<Id: 'static, V> QueryId for RepeatedInsert<'_, Id, V> {
+    type QueryId = RepeatedInsertId<Id>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Id, V: QueryFragment<Sqlite>> QueryFragment<Sqlite> for RepeatedInsert<'_, Id, V> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> diesel::QueryResult<()> {
+        if !self.cache {
+            out.unsafe_to_cache_prepared();
         }
-        sql
+        out.push_sql(self.prefix);
+        for (index, values) in self.rows.iter().enumerate() {
+            out.push_sql(if index == 0 { "(" } else { ", (" });
+            values.walk_ast(out.reborrow())?;
+            out.push_sql(")");
+        }
+        Ok(())
+    }
+
+    /// Without walking the rows: [`BatchRows::shape`] checked that the single-row statement
+    /// is safe to cache, and the rows add nothing but bind values.
+    fn is_safe_to_cache_prepared(&self, _backend: &Sqlite) -> diesel::QueryResult<bool> {
+        Ok(self.cache)
     }
 }
 
@@ -129,10 +151,9 @@ pub trait BatchRows<'a, T>: Sized + 'a {
         conn: &mut SqliteConnection,
     ) -> diesel::QueryResult<usize>;
 
-    /// Executes `sql`, a multi-row `INSERT` of `rows` built from their [`RowShape`] (one
-    /// whose rows all render the same SQL), binding each row's values in order. With `cache`, the prepared
-    /// statement stays in the connection's statement cache (keyed by the SQL) for the next
-    /// chunk of the same size.
+    /// Executes one [`RepeatedInsert`] of `rows` (whose [`RowShape`] has the `prefix`),
+    /// binding each row's values in order. With `cache`, the prepared statement stays in the
+    /// connection's statement cache for the next full chunk.
     ///
     /// # Errors
     ///
@@ -140,20 +161,21 @@ pub trait BatchRows<'a, T>: Sized + 'a {
     fn insert_prepared(
         table: T,
         rows: &'a [Self],
-        sql: String,
+        prefix: &str,
         cache: bool,
         conn: &mut SqliteConnection,
     ) -> diesel::QueryResult<usize>;
 }
 
-impl<'a, T, R> BatchRows<'a, T> for R
+impl<'a, T, R, V> BatchRows<'a, T> for R
 where
     R: 'a,
     T: Table + Copy,
     &'a [R]: Insertable<T>,
-    &'a R: Insertable<T>,
+    &'a R: Insertable<T, Values = ValuesClause<V, T>>,
+    V: QueryFragment<Sqlite>,
     InsertStatement<T, <&'a [R] as Insertable<T>>::Values>: ExecuteDsl<SqliteConnection>,
-    InsertStatement<T, <&'a R as Insertable<T>>::Values>: QueryFragment<Sqlite> + QueryId,
+    InsertStatement<T, ValuesClause<V, T>>: QueryFragment<Sqlite> + QueryId,
 {
     fn shape(table: T, row: &'a R) -> diesel::QueryResult<RowShape> {
         let one_row = diesel::insert_into(table).values(row);
@@ -161,23 +183,33 @@ where
         one_row.to_sql(&mut builder, &Sqlite)?;
         let sql = builder.finish();
         let values_per_row = count_placeholders(&sql);
-        let static_sql =
-            <InsertStatement<T, <&'a R as Insertable<T>>::Values> as QueryId>::HAS_STATIC_QUERY_ID
-                && one_row.is_safe_to_cache_prepared(&Sqlite)?;
+        let static_sql = <InsertStatement<T, ValuesClause<V, T>> as QueryId>::HAS_STATIC_QUERY_ID
+            && one_row.is_safe_to_cache_prepared(&Sqlite)?;
         // The row's values follow the last ") VALUES (": the column list before it is
         // made of quoted identifiers, and values that render as SQL text of their own
         // (literals) make the statement unsafe to cache, so they never get here.
         let split = sql.rfind(") VALUES (").map(|at| at + ") VALUES ".len());
-        let repeated = match split {
-            Some(at) if static_sql && sql.ends_with(')') => Some(RepeatedRow {
-                prefix: sql[..at].to_owned(),
-                row: sql[at..].to_owned(),
-            }),
+        let repeated_prefix = match split {
+            Some(at) if static_sql => {
+                // Kept only when a one-row RepeatedInsert renders exactly diesel's own
+                // single-row statement: then a RepeatedInsert of n rows is diesel's n-row
+                // statement.
+                let prefix = &sql[..at];
+                let one = RepeatedInsert::<(), V> {
+                    prefix,
+                    rows: vec![row.values().values],
+                    cache: true,
+                    id: PhantomData,
+                };
+                let mut builder = SqliteQueryBuilder::new();
+                one.to_sql(&mut builder, &Sqlite)?;
+                (builder.finish() == sql).then(|| prefix.to_owned())
+            }
             _ => None,
         };
         Ok(RowShape {
             values_per_row,
-            repeated,
+            repeated_prefix,
         })
     }
 
@@ -190,23 +222,19 @@ where
     }
 
     fn insert_prepared(
-        table: T,
+        _table: T,
         rows: &'a [R],
-        sql: String,
+        prefix: &str,
         cache: bool,
         conn: &mut SqliteConnection,
     ) -> diesel::QueryResult<usize> {
-        // Each row's single-row statement supplies its bind values, in the order of the
-        // multi-row statement's placeholders (row by row, column by column).
-        let statements: Vec<_> = rows
-            .iter()
-            .map(|row| diesel::insert_into(table).values(row))
-            .collect();
-        let mut collector = <Sqlite as Backend>::BindCollector::default();
-        for statement in &statements {
-            statement.collect_binds(&mut collector, &mut (), &Sqlite)?;
-        }
-        let query = CollectedQuery::new(sql, cache, collector.moveable());
+        let query =
+            RepeatedInsert::<<InsertStatement<T, ValuesClause<V, T>> as QueryId>::QueryId, V> {
+                prefix,
+                rows: rows.iter().map(|row| row.values().values).collect(),
+                cache,
+                id: PhantomData,
+            };
         ExecuteDsl::execute(query, conn)
     }
 }
@@ -260,7 +288,7 @@ where
 /// [`PREPARED_CHUNK_ROWS`] at most for one prepared once and kept.
 fn chunk_rows(shape: &RowShape) -> usize {
     let most = rows_per_statement(shape.values_per_row);
-    if shape.repeated.is_some() {
+    if shape.repeated_prefix.is_some() {
         most.min(PREPARED_CHUNK_ROWS)
     } else {
         most
@@ -310,18 +338,14 @@ where
     let shape = R::shape(table, first)?;
     let chunk_rows = chunk_rows(&shape);
     let count = rows.len().div_ceil(chunk_rows);
-    // The statement of a full chunk, rendered once and prepared once per connection.
-    let prepared = shape.repeated.as_ref().map(|r| (r, r.sql(chunk_rows)));
     let mut inserted = 0;
     for (index, chunk) in rows.chunks(chunk_rows).enumerate() {
-        let result = match &prepared {
-            Some((_, full_sql)) if chunk.len() == chunk_rows => {
-                R::insert_prepared(table, chunk, full_sql.clone(), true, conn)
-            }
-            // The last, shorter chunk: prepared for this call only, so that batches of
-            // many different sizes do not fill the statement cache.
-            Some((repeated, _)) => {
-                R::insert_prepared(table, chunk, repeated.sql(chunk.len()), false, conn)
+        let result = match &shape.repeated_prefix {
+            // A full chunk: prepared once per connection, kept in its statement cache. The
+            // last, shorter chunk is prepared for this call only, so that batches of many
+            // different sizes do not fill the statement cache.
+            Some(prefix) => {
+                R::insert_prepared(table, chunk, prefix, chunk.len() == chunk_rows, conn)
             }
             None => R::insert_chunk(table, chunk, conn),
         };
