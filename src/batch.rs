@@ -9,18 +9,14 @@
 //! is not cacheable), and SQLite's parser then takes a quarter of the time of a bulk insert.
 //! When every row of the insert model renders the same SQL (diesel caches the model's
 //! single-row statement by its type: no `None` left to a column default, no SQL literal),
-//! litedal sends [`RepeatedInsert`]s instead: a full chunk ([`PREPARED_CHUNK_ROWS`] rows) is
+//! litedal sends its own multi-row statement type instead: a full chunk ([`PREPARED_CHUNK_ROWS`] rows) is
 //! one statement type that diesel finds in its statement cache by type, so it is rendered and
 //! prepared once per write connection, and its values are bound straight from the rows (text
 //! borrowed, not copied). Other models take diesel's path. Measured on a 5-column table
 //! without secondary indexes: 0.77 M rows/s through diesel's path, 1.0 M rows/s prepared
 //! once with copied values, more with borrowed ones (see PERFORMANCE.md).
 
-use std::marker::PhantomData;
-
-use diesel::query_builder::{
-    AstPass, InsertStatement, QueryBuilder, QueryFragment, QueryId, ValuesClause,
-};
+use diesel::query_builder::{InsertStatement, QueryBuilder, QueryFragment, QueryId, ValuesClause};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sqlite::{Sqlite, SqliteConnection, SqliteQueryBuilder};
 use diesel::{Insertable, Table};
@@ -30,6 +26,7 @@ use crate::engine::{EngineKind, SqliteEngine};
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::{Result, chunk_failed};
+use crate::repeated_insert::{RepeatedInsert, repeatable_prefix};
 
 /// SQLite's limit on bound values per statement (SQLITE_MAX_VARIABLE_NUMBER of the bundled
 /// SQLite, 3.32 and later).
@@ -71,7 +68,8 @@ pub struct RowShape {
     /// row of this model renders exactly the same: diesel itself caches the single-row
     /// statement by its type alone (a static query id, and no part of the SQL that depends
     /// on the values, such as a column left out for a `None` field that defaults), so the
-    /// rows can go out as [`RepeatedInsert`]s. `None`: the rows take diesel's own path.
+    /// rows can go out as litedal's own multi-row statements, prepared once. `None`: the rows
+    /// take diesel's own path.
     repeated_prefix: Option<String>,
 }
 
@@ -79,50 +77,6 @@ impl RowShape {
     /// Bound values of one row.
     pub fn values_per_row(&self) -> usize {
         self.values_per_row
-    }
-}
-
-/// One multi-row `INSERT` of rows that all render the same SQL: `prefix`, then each row's
-/// values clause, comma-separated, walked straight from the row (so its text is bound
-/// borrowed, with nothing copied or collected beforehand).
-///
-/// Its query id is a static type made of the single-row statement's (`Id`), so diesel finds
-/// a cached statement by type, without rendering or hashing the SQL: every full chunk of one
-/// insert model has the same row count and hence the same SQL. Chunks of another size are
-/// sent with `cache: false`, which keeps them out of the statement cache.
-struct RepeatedInsert<'p, Id, V> {
-    prefix: &'p str,
-    rows: Vec<V>,
-    cache: bool,
-    id: PhantomData<Id>,
-}
-
-/// The query id of a [`RepeatedInsert`] whose rows' single-row statement has the id `Id`.
-struct RepeatedInsertId<Id>(PhantomData<Id>);
-
-impl<Id: 'static, V> QueryId for RepeatedInsert<'_, Id, V> {
-    type QueryId = RepeatedInsertId<Id>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl<Id, V: QueryFragment<Sqlite>> QueryFragment<Sqlite> for RepeatedInsert<'_, Id, V> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> diesel::QueryResult<()> {
-        if !self.cache {
-            out.unsafe_to_cache_prepared();
-        }
-        out.push_sql(self.prefix);
-        for (index, values) in self.rows.iter().enumerate() {
-            out.push_sql(if index == 0 { "(" } else { ", (" });
-            values.walk_ast(out.reborrow())?;
-            out.push_sql(")");
-        }
-        Ok(())
-    }
-
-    /// Without walking the rows: [`BatchRows::shape`] checked that the single-row statement
-    /// is safe to cache, and the rows add nothing but bind values.
-    fn is_safe_to_cache_prepared(&self, _backend: &Sqlite) -> diesel::QueryResult<bool> {
-        Ok(self.cache)
     }
 }
 
@@ -151,9 +105,10 @@ pub trait BatchRows<'a, T>: Sized + 'a {
         conn: &mut SqliteConnection,
     ) -> diesel::QueryResult<usize>;
 
-    /// Executes one [`RepeatedInsert`] of `rows` (whose [`RowShape`] has the `prefix`),
-    /// binding each row's values in order. With `cache`, the prepared statement stays in the
-    /// connection's statement cache for the next full chunk.
+    /// Executes one multi-row `INSERT` of `rows` (whose [`RowShape`] has the `prefix`), its
+    /// SQL the same for every chunk of this length, binding each row's values in order,
+    /// borrowed. With `cache`, the prepared statement stays in the connection's statement
+    /// cache for the next full chunk.
     ///
     /// # Errors
     ///
@@ -185,28 +140,13 @@ where
         let values_per_row = count_placeholders(&sql);
         let static_sql = <InsertStatement<T, ValuesClause<V, T>> as QueryId>::HAS_STATIC_QUERY_ID
             && one_row.is_safe_to_cache_prepared(&Sqlite)?;
-        // The row's values follow the last ") VALUES (": the column list before it is
-        // made of quoted identifiers, and values that render as SQL text of their own
-        // (literals) make the statement unsafe to cache, so they never get here.
-        let split = sql.rfind(") VALUES (").map(|at| at + ") VALUES ".len());
-        let repeated_prefix = match split {
-            Some(at) if static_sql => {
-                // Kept only when a one-row RepeatedInsert renders exactly diesel's own
-                // single-row statement: then a RepeatedInsert of n rows is diesel's n-row
-                // statement.
-                let prefix = &sql[..at];
-                let one = RepeatedInsert::<(), V> {
-                    prefix,
-                    rows: vec![row.values().values],
-                    cache: true,
-                    id: PhantomData,
-                };
-                let mut builder = SqliteQueryBuilder::new();
-                one.to_sql(&mut builder, &Sqlite)?;
-                (builder.finish() == sql).then(|| prefix.to_owned())
-            }
-            _ => None,
-        };
+        let repeated_prefix = repeatable_prefix(
+            &sql,
+            static_sql,
+            row.values().values,
+            SqliteQueryBuilder::new(),
+            &Sqlite,
+        )?;
         Ok(RowShape {
             values_per_row,
             repeated_prefix,
@@ -229,12 +169,11 @@ where
         conn: &mut SqliteConnection,
     ) -> diesel::QueryResult<usize> {
         let query =
-            RepeatedInsert::<<InsertStatement<T, ValuesClause<V, T>> as QueryId>::QueryId, V> {
+            RepeatedInsert::<<InsertStatement<T, ValuesClause<V, T>> as QueryId>::QueryId, V>::new(
                 prefix,
-                rows: rows.iter().map(|row| row.values().values).collect(),
+                rows.iter().map(|row| row.values().values).collect(),
                 cache,
-                id: PhantomData,
-            };
+            );
         ExecuteDsl::execute(query, conn)
     }
 }

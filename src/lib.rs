@@ -29,6 +29,7 @@ pub mod paging;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod pragmas;
+mod repeated_insert;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timestamp;

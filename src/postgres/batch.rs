@@ -1,22 +1,57 @@
 //! Bulk inserts on PostgreSQL: multi-row `INSERT` statements within PostgreSQL's 65,535 bind
 //! values each, all inside the caller's transaction (all rows or none).
+//!
+//! As on SQLite, an insert model whose rows all render the same SQL goes out as statements
+//! of [`PG_PREPARED_CHUNK_ROWS`] rows that diesel prepares once per connection (a named
+//! prepared statement: the server parses and plans it once), other models as diesel's own
+//! multi-row statements, parsed and planned at every call.
 
-use diesel::pg::PgConnection;
-use diesel::query_builder::{InsertStatement, QueryBuilder, QueryFragment};
+use diesel::pg::{Pg, PgConnection, PgQueryBuilder};
+use diesel::query_builder::{InsertStatement, QueryBuilder, QueryFragment, QueryId, ValuesClause};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sqlite::{Sqlite, SqliteQueryBuilder};
 use diesel::{Insertable, Table};
 
 use crate::error::{Result, chunk_failed};
+use crate::repeated_insert::{RepeatedInsert, repeatable_prefix};
 
 /// Bind values PostgreSQL takes in one statement (its protocol counts them in 16 bits).
 pub const PG_MAX_BIND_VALUES: usize = 65_535;
+
+/// Rows per statement when the statement is prepared once per connection (fewer when a row
+/// binds more than 64 values). A prepared statement stays on the server for the
+/// connection's life, so it is kept to the size of SQLite's ([`crate::batch::PREPARED_CHUNK_ROWS`]).
+pub const PG_PREPARED_CHUNK_ROWS: usize = 1024;
 
 /// Rows that diesel can insert into table `T` on PostgreSQL as one multi-row statement.
 /// Implemented for every such insert model; nothing to implement by hand.
 pub trait PgRows<'a, T>: Sized + 'a {
     /// Columns of `table`, the most values one row can bind.
     fn columns(table: T) -> usize;
+
+    /// `INSERT INTO t (a, b) VALUES ` when every row of this model renders the same SQL as
+    /// `row` (see [`crate::batch::RowShape`]), so its rows can go out as statements prepared
+    /// once; `None` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// When the row cannot be rendered to SQL.
+    fn repeated_prefix_pg(table: T, row: &'a Self) -> diesel::QueryResult<Option<String>>;
+
+    /// Executes one multi-row `INSERT` of `rows` after `prefix` (from
+    /// [`PgRows::repeated_prefix_pg`]), its SQL the same for every chunk of this length; with
+    /// `cache`, prepared once per connection.
+    ///
+    /// # Errors
+    ///
+    /// The statement's error.
+    fn insert_prepared_pg(
+        table: T,
+        rows: &'a [Self],
+        prefix: &str,
+        cache: bool,
+        conn: &mut PgConnection,
+    ) -> diesel::QueryResult<usize>;
 
     /// Executes one multi-row `INSERT` of `rows`.
     ///
@@ -30,14 +65,49 @@ pub trait PgRows<'a, T>: Sized + 'a {
     ) -> diesel::QueryResult<usize>;
 }
 
-impl<'a, T, R> PgRows<'a, T> for R
+impl<'a, T, R, V> PgRows<'a, T> for R
 where
     R: 'a,
     T: Table + Copy,
     T::AllColumns: QueryFragment<Sqlite>,
     &'a [R]: Insertable<T>,
     InsertStatement<T, <&'a [R] as Insertable<T>>::Values>: ExecuteDsl<PgConnection>,
+    &'a R: Insertable<T, Values = ValuesClause<V, T>>,
+    V: QueryFragment<Pg>,
+    InsertStatement<T, ValuesClause<V, T>>: QueryFragment<Pg> + QueryId,
 {
+    fn repeated_prefix_pg(table: T, row: &'a R) -> diesel::QueryResult<Option<String>> {
+        let one_row = diesel::insert_into(table).values(row);
+        let mut builder = PgQueryBuilder::default();
+        one_row.to_sql(&mut builder, &Pg)?;
+        let sql = builder.finish();
+        let static_sql = <InsertStatement<T, ValuesClause<V, T>> as QueryId>::HAS_STATIC_QUERY_ID
+            && one_row.is_safe_to_cache_prepared(&Pg)?;
+        repeatable_prefix(
+            &sql,
+            static_sql,
+            row.values().values,
+            PgQueryBuilder::default(),
+            &Pg,
+        )
+    }
+
+    fn insert_prepared_pg(
+        _table: T,
+        rows: &'a [R],
+        prefix: &str,
+        cache: bool,
+        conn: &mut PgConnection,
+    ) -> diesel::QueryResult<usize> {
+        let query =
+            RepeatedInsert::<<InsertStatement<T, ValuesClause<V, T>> as QueryId>::QueryId, V>::new(
+                prefix,
+                rows.iter().map(|row| row.values().values).collect(),
+                cache,
+            );
+        ExecuteDsl::execute(query, conn)
+    }
+
     fn columns(_table: T) -> usize {
         // The table's column list, rendered: one comma fewer than columns (identifiers are
         // quoted, and a quoted name may hold a comma, so commas inside quotes do not count).
@@ -80,15 +150,27 @@ where
     T: Copy,
     R: PgRows<'a, T>,
 {
-    if rows.is_empty() {
+    let Some(first) = rows.first() else {
         return Ok(0);
-    }
-    let chunk_rows = (PG_MAX_BIND_VALUES / R::columns(table).max(1)).max(1);
+    };
+    let prefix = R::repeated_prefix_pg(table, first)?;
+    let most = (PG_MAX_BIND_VALUES / R::columns(table).max(1)).max(1);
+    let chunk_rows = match prefix {
+        Some(_) => most.min(PG_PREPARED_CHUNK_ROWS),
+        None => most,
+    };
     let count = rows.len().div_ceil(chunk_rows);
     let mut inserted = 0;
     for (index, chunk) in rows.chunks(chunk_rows).enumerate() {
-        inserted += R::insert_chunk_pg(table, chunk, conn)
-            .map_err(|e| chunk_failed(e, index, count, chunk_rows, chunk.len()))?;
+        let result = match &prefix {
+            // Full chunks share one prepared statement; the last, shorter one is prepared
+            // for this call only.
+            Some(prefix) => {
+                R::insert_prepared_pg(table, chunk, prefix, chunk.len() == chunk_rows, conn)
+            }
+            None => R::insert_chunk_pg(table, chunk, conn),
+        };
+        inserted += result.map_err(|e| chunk_failed(e, index, count, chunk_rows, chunk.len()))?;
     }
     Ok(inserted)
 }

@@ -1,0 +1,109 @@
+//! A multi-row `INSERT` that diesel prepares once per connection: the statement type behind
+//! the bulk inserts of both engines (`batch.rs`, `postgres/batch.rs`).
+//!
+//! diesel renders and prepares a multi-row `INSERT` of a slice anew for every call (it is not
+//! cacheable). When every row of an insert model renders the same SQL (diesel caches the
+//! model's single-row statement by its type: no `None` left to a column default, no SQL
+//! literal), a statement of n such rows is the same SQL for every chunk of n rows, so
+//! [`RepeatedInsert`] gives it a static query id: diesel finds its prepared statement by type,
+//! without rendering or hashing the SQL, and binds each chunk's values straight from the rows
+//! (on SQLite, text borrowed rather than copied).
+
+use std::marker::PhantomData;
+
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, QueryBuilder, QueryFragment, QueryId};
+
+/// One multi-row `INSERT`: `prefix` (`INSERT INTO t (a, b) VALUES `), then each row's values,
+/// in parentheses, comma-separated, walked from the row's own values clause.
+///
+/// `Id` is the query id of the rows' single-row statement; the statement's own id is made of
+/// it, so every full chunk of one insert model (same row count, same SQL) shares one
+/// prepared statement. Chunks of another length go with `cache: false`, which keeps them out
+/// of the statement cache.
+pub(crate) struct RepeatedInsert<'p, Id, V> {
+    prefix: &'p str,
+    rows: Vec<V>,
+    cache: bool,
+    id: PhantomData<Id>,
+}
+
+impl<'p, Id, V> RepeatedInsert<'p, Id, V> {
+    /// The statement inserting `rows` (each row's values clause contents) after `prefix`.
+    pub(crate) fn new(prefix: &'p str, rows: Vec<V>, cache: bool) -> Self {
+        RepeatedInsert {
+            prefix,
+            rows,
+            cache,
+            id: PhantomData,
+        }
+    }
+}
+
+/// The query id of a [`RepeatedInsert`] whose rows' single-row statement has the id `Id`.
+pub(crate) struct RepeatedInsertId<Id>(PhantomData<Id>);
+
+impl<Id: 'static, V> QueryId for RepeatedInsert<'_, Id, V> {
+    type QueryId = RepeatedInsertId<Id>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Id, V, DB> QueryFragment<DB> for RepeatedInsert<'_, Id, V>
+where
+    DB: Backend,
+    V: QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        if !self.cache {
+            out.unsafe_to_cache_prepared();
+        }
+        out.push_sql(self.prefix);
+        for (index, values) in self.rows.iter().enumerate() {
+            out.push_sql(if index == 0 { "(" } else { ", (" });
+            values.walk_ast(out.reborrow())?;
+            out.push_sql(")");
+        }
+        Ok(())
+    }
+
+    /// Without walking the rows: [`repeatable_prefix`] checked that the single-row statement
+    /// is safe to cache, and the rows add nothing but bind values.
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> diesel::QueryResult<bool> {
+        Ok(self.cache)
+    }
+}
+
+/// The prefix of `single_row_sql` (diesel's SQL for one row, whose values clause contents
+/// are `values`) that a [`RepeatedInsert`] repeats the rows after, when one is safe: the
+/// single-row statement has a static query id (`static_id`) and is safe to cache, and a
+/// one-row `RepeatedInsert` renders exactly `single_row_sql` (so one of n rows renders
+/// diesel's own n-row statement). `None`: the rows take diesel's own path.
+///
+/// # Errors
+///
+/// When rendering the SQL fails.
+pub(crate) fn repeatable_prefix<DB, V>(
+    single_row_sql: &str,
+    static_id: bool,
+    values: V,
+    mut builder: DB::QueryBuilder,
+    backend: &DB,
+) -> diesel::QueryResult<Option<String>>
+where
+    DB: Backend,
+    V: QueryFragment<DB>,
+{
+    if !static_id {
+        return Ok(None);
+    }
+    // The row's values follow the last ") VALUES (": the column list before it is made of
+    // quoted identifiers, and values that render as SQL text of their own (literals) make
+    // the statement unsafe to cache, so they never get here.
+    let Some(at) = single_row_sql.rfind(") VALUES (") else {
+        return Ok(None);
+    };
+    let prefix = &single_row_sql[..at + ") VALUES ".len()];
+    let one = RepeatedInsert::<(), V>::new(prefix, vec![values], true);
+    one.to_sql(&mut builder, backend)?;
+    Ok((builder.finish() == single_row_sql).then(|| prefix.to_owned()))
+}
