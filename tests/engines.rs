@@ -280,7 +280,10 @@ fn the_repositories_run_unchanged_on_both_engines() {
             .map(|r| (r.name.to_owned(), r.email.to_owned(), r.active))
             .collect();
         assert_eq!(stored.len(), given.len(), "{engine}");
-        assert!(stored == given, "{engine}: the stored rows differ from the batch");
+        assert!(
+            stored == given,
+            "{engine}: the stored rows differ from the batch"
+        );
 
         // A batch with a duplicate in its second chunk keeps nothing and names the chunk.
         let fresh: Vec<String> = (0..20_000)

@@ -138,7 +138,8 @@ impl Config {
     }
 
     /// True when every connection has SQLite's query planner stability guarantee
-    /// (`DB_STABLE_QUERY_PLANS`, the default; see [`ConfigBuilder::stable_query_plans`](crate::ConfigBuilder::stable_query_plans)).
+    /// (`DB_STABLE_QUERY_PLANS`, the default; see
+    /// [`ConfigBuilder::stable_query_plans`](crate::ConfigBuilder::stable_query_plans)).
     pub fn stable_query_plans(&self) -> bool {
         self.stable_query_plans
     }

@@ -200,8 +200,9 @@ impl Instrumentation for ConnectionState {
 }
 
 /// The r2d2 customizer of litedal's pools: finds the connection's SQLite handle, sets the
-/// query planner stability guarantee as configured, applies the role's PRAGMAs, then installs [`ConnectionState`] (after the PRAGMAs, so that statistics
-/// count only the application's statements).
+/// query planner stability guarantee as configured, applies the role's PRAGMAs, then
+/// installs [`ConnectionState`] (after the PRAGMAs, so that statistics count only the
+/// application's statements).
 pub(crate) struct ConnectionCustomizer {
     pub(crate) pragmas: PragmaCustomizer,
     /// `DB_STABLE_QUERY_PLANS`.
