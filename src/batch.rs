@@ -16,9 +16,9 @@
 //! without secondary indexes: 0.77 M rows/s through diesel's path, 1.0 M rows/s prepared
 //! once with copied values, more with borrowed ones (see PERFORMANCE.md).
 
-use diesel::query_builder::{InsertStatement, QueryBuilder, QueryFragment, QueryId, ValuesClause};
+use diesel::query_builder::{InsertStatement, QueryFragment, QueryId, ValuesClause};
 use diesel::query_dsl::methods::ExecuteDsl;
-use diesel::sqlite::{Sqlite, SqliteConnection, SqliteQueryBuilder};
+use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel::{Insertable, Table};
 
 use crate::database::{Database, write_on};
@@ -26,7 +26,7 @@ use crate::engine::{EngineKind, SqliteEngine};
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::{Result, chunk_failed};
-use crate::repeated_insert::{RepeatedInsert, repeatable_prefix};
+use crate::repeated_insert;
 
 /// SQLite's limit on bound values per statement (SQLITE_MAX_VARIABLE_NUMBER of the bundled
 /// SQLite, 3.32 and later).
@@ -133,22 +133,10 @@ where
     InsertStatement<T, ValuesClause<V, T>>: QueryFragment<Sqlite> + QueryId,
 {
     fn shape(table: T, row: &'a R) -> diesel::QueryResult<RowShape> {
-        let one_row = diesel::insert_into(table).values(row);
-        let mut builder = SqliteQueryBuilder::new();
-        one_row.to_sql(&mut builder, &Sqlite)?;
-        let sql = builder.finish();
-        let values_per_row = count_placeholders(&sql);
-        let static_sql = <InsertStatement<T, ValuesClause<V, T>> as QueryId>::HAS_STATIC_QUERY_ID
-            && one_row.is_safe_to_cache_prepared(&Sqlite)?;
-        let repeated_prefix = repeatable_prefix(
-            &sql,
-            static_sql,
-            row.values().values,
-            SqliteQueryBuilder::new(),
-            &Sqlite,
-        )?;
+        let (sql, repeated_prefix) =
+            repeated_insert::single_row::<T, R, V, Sqlite>(table, row, &Sqlite)?;
         Ok(RowShape {
-            values_per_row,
+            values_per_row: count_placeholders(&sql),
             repeated_prefix,
         })
     }
@@ -168,13 +156,10 @@ where
         cache: bool,
         conn: &mut SqliteConnection,
     ) -> diesel::QueryResult<usize> {
-        let query =
-            RepeatedInsert::<<InsertStatement<T, ValuesClause<V, T>> as QueryId>::QueryId, V>::new(
-                prefix,
-                rows.iter().map(|row| row.values().values).collect(),
-                cache,
-            );
-        ExecuteDsl::execute(query, conn)
+        ExecuteDsl::execute(
+            repeated_insert::of_rows::<T, R, V>(prefix, rows, cache),
+            conn,
+        )
     }
 }
 

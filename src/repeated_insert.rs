@@ -12,7 +12,10 @@
 use std::marker::PhantomData;
 
 use diesel::backend::Backend;
-use diesel::query_builder::{AstPass, QueryBuilder, QueryFragment, QueryId};
+use diesel::query_builder::{
+    AstPass, InsertStatement, QueryBuilder, QueryFragment, QueryId, ValuesClause,
+};
+use diesel::{Insertable, Table};
 
 /// One multi-row `INSERT`: `prefix` (`INSERT INTO t (a, b) VALUES `), then each row's values,
 /// in parentheses, comma-separated, walked from the row's own values clause.
@@ -38,6 +41,64 @@ impl<'p, Id, V> RepeatedInsert<'p, Id, V> {
             id: PhantomData,
         }
     }
+}
+
+/// The query id of diesel's single-row `INSERT` into `T` of rows whose values clause holds `V`.
+type SingleRowId<T, V> = <InsertStatement<T, ValuesClause<V, T>> as QueryId>::QueryId;
+
+/// The statement of `rows` of table `T` after `prefix` (from [`single_row`]), with the
+/// query id of the rows' own single-row statement.
+pub(crate) fn of_rows<'a, 'p, T, R, V>(
+    prefix: &'p str,
+    rows: &'a [R],
+    cache: bool,
+) -> RepeatedInsert<'p, SingleRowId<T, V>, V>
+where
+    T: Table,
+    &'a R: Insertable<T, Values = ValuesClause<V, T>>,
+    InsertStatement<T, ValuesClause<V, T>>: QueryId,
+{
+    RepeatedInsert::new(
+        prefix,
+        rows.iter().map(|row| row.values().values).collect(),
+        cache,
+    )
+}
+
+/// diesel's single-row `INSERT` of `row` into `table`, rendered for `DB`, and the prefix a
+/// [`RepeatedInsert`] of such rows repeats them after (see [`repeatable_prefix`]; `None`: the
+/// rows take diesel's own path).
+///
+/// # Errors
+///
+/// When the row cannot be rendered to SQL.
+pub(crate) fn single_row<'a, T, R, V, DB>(
+    table: T,
+    row: &'a R,
+    backend: &DB,
+) -> diesel::QueryResult<(String, Option<String>)>
+where
+    DB: Backend,
+    DB::QueryBuilder: Default,
+    T: Table,
+    &'a R: Insertable<T, Values = ValuesClause<V, T>>,
+    V: QueryFragment<DB>,
+    InsertStatement<T, ValuesClause<V, T>>: QueryFragment<DB> + QueryId,
+{
+    let one_row = diesel::insert_into(table).values(row);
+    let mut builder = DB::QueryBuilder::default();
+    one_row.to_sql(&mut builder, backend)?;
+    let sql = builder.finish();
+    let static_sql = <InsertStatement<T, ValuesClause<V, T>> as QueryId>::HAS_STATIC_QUERY_ID
+        && one_row.is_safe_to_cache_prepared(backend)?;
+    let prefix = repeatable_prefix(
+        &sql,
+        static_sql,
+        row.values().values,
+        DB::QueryBuilder::default(),
+        backend,
+    )?;
+    Ok((sql, prefix))
 }
 
 /// The query id of a [`RepeatedInsert`] whose rows' single-row statement has the id `Id`.
@@ -82,7 +143,7 @@ where
 /// # Errors
 ///
 /// When rendering the SQL fails.
-pub(crate) fn repeatable_prefix<DB, V>(
+fn repeatable_prefix<DB, V>(
     single_row_sql: &str,
     static_id: bool,
     values: V,

@@ -6,14 +6,14 @@
 //! prepared statement: the server parses and plans it once), other models as diesel's own
 //! multi-row statements, parsed and planned at every call.
 
-use diesel::pg::{Pg, PgConnection, PgQueryBuilder};
+use diesel::pg::{Pg, PgConnection};
 use diesel::query_builder::{InsertStatement, QueryBuilder, QueryFragment, QueryId, ValuesClause};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sqlite::{Sqlite, SqliteQueryBuilder};
 use diesel::{Insertable, Table};
 
 use crate::error::{Result, chunk_failed};
-use crate::repeated_insert::{RepeatedInsert, repeatable_prefix};
+use crate::repeated_insert;
 
 /// Bind values PostgreSQL takes in one statement (its protocol counts them in 16 bits).
 pub const PG_MAX_BIND_VALUES: usize = 65_535;
@@ -77,19 +77,7 @@ where
     InsertStatement<T, ValuesClause<V, T>>: QueryFragment<Pg> + QueryId,
 {
     fn repeated_prefix_pg(table: T, row: &'a R) -> diesel::QueryResult<Option<String>> {
-        let one_row = diesel::insert_into(table).values(row);
-        let mut builder = PgQueryBuilder::default();
-        one_row.to_sql(&mut builder, &Pg)?;
-        let sql = builder.finish();
-        let static_sql = <InsertStatement<T, ValuesClause<V, T>> as QueryId>::HAS_STATIC_QUERY_ID
-            && one_row.is_safe_to_cache_prepared(&Pg)?;
-        repeatable_prefix(
-            &sql,
-            static_sql,
-            row.values().values,
-            PgQueryBuilder::default(),
-            &Pg,
-        )
+        Ok(repeated_insert::single_row::<T, R, V, Pg>(table, row, &Pg)?.1)
     }
 
     fn insert_prepared_pg(
@@ -99,13 +87,10 @@ where
         cache: bool,
         conn: &mut PgConnection,
     ) -> diesel::QueryResult<usize> {
-        let query =
-            RepeatedInsert::<<InsertStatement<T, ValuesClause<V, T>> as QueryId>::QueryId, V>::new(
-                prefix,
-                rows.iter().map(|row| row.values().values).collect(),
-                cache,
-            );
-        ExecuteDsl::execute(query, conn)
+        ExecuteDsl::execute(
+            repeated_insert::of_rows::<T, R, V>(prefix, rows, cache),
+            conn,
+        )
     }
 
     fn columns(_table: T) -> usize {
