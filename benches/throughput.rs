@@ -34,6 +34,8 @@ use litedal::{Database, Error};
 
 #[path = "support/feature_cost.rs"]
 mod feature_cost;
+#[path = "support/list_query.rs"]
+mod list_query;
 #[path = "support/own_table.rs"]
 mod own_table;
 #[path = "support/peer.rs"]
@@ -129,17 +131,7 @@ fn open_litedal(
 /// A database of `s.table_rows` users for the read cases.
 fn populated(s: &Settings, path: &Path) -> BoxResult<Database> {
     let db = open_litedal(path, |b| b)?;
-    let emails = emails("r", s.table_rows);
-    let rows: Vec<NewUser> = emails
-        .iter()
-        .enumerate()
-        .map(|(i, e)| NewUser {
-            name: "reader",
-            email: e,
-            active: i % 10 != 0,
-        })
-        .collect();
-    db.batch_insert(users::table, &rows)?;
+    list_query::insert_readers(&db, "r", s.table_rows)?;
     Ok(db)
 }
 

@@ -14,6 +14,10 @@
 
 #[path = "../benches/support/args.rs"]
 mod args;
+#[path = "../benches/support/feature_cost.rs"]
+mod feature_cost;
+#[path = "../benches/support/list_query.rs"]
+mod list_query;
 #[path = "../benches/support/peer.rs"]
 mod peer;
 #[path = "../benches/support/raw_sqlite.rs"]
@@ -21,23 +25,17 @@ mod raw_sqlite;
 
 use args::arg;
 
-use diesel::prelude::*;
-use litedal::Limit;
-use litedal::example::models::{NewUser, User};
-use litedal::example::repo::Users;
-use litedal::example::schema::users;
-
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// The variants, in the order `ab` runs them.
+const MODES: [&str; 4] = ["raw", "replanned", "peer", "litedal"];
 
 fn run() -> BoxResult<()> {
     let queries: usize = arg(1, 20_000)?;
     let mode = arg(2, "ab".to_owned())?;
-    let modes: &[&str] = match mode.as_str() {
-        "raw" => &["raw"],
-        "replanned" => &["replanned"],
-        "peer" => &["peer"],
-        "litedal" => &["litedal"],
-        "ab" => &["raw", "replanned", "peer", "litedal"],
+    let modes: Vec<&str> = match mode.as_str() {
+        "ab" => MODES.to_vec(),
+        one if MODES.contains(&one) => vec![one],
         other => {
             return Err(
                 format!("mode {other:?}: expected raw, replanned, peer, litedal or ab").into(),
@@ -52,24 +50,9 @@ fn run() -> BoxResult<()> {
             .build()?,
     )?;
     // As the benchmark's read cases: 100,000 users, every tenth inactive.
-    let emails: Vec<String> = (0..100_000)
-        .map(|i| format!("r{i}@bench.example"))
-        .collect();
-    let rows: Vec<NewUser> = emails
-        .iter()
-        .enumerate()
-        .map(|(i, e)| NewUser {
-            name: "reader",
-            email: e,
-            active: i % 10 != 0,
-        })
-        .collect();
-    db.batch_insert(users::table, &rows)?;
+    list_query::insert_readers(&db, "r", 100_000)?;
     let pool = peer::pool(&path, 4, false)?;
-    let sql = format!(
-        "SELECT {} FROM users WHERE active = ? AND email LIKE ? ESCAPE '\\' ORDER BY id ASC LIMIT ?",
-        raw_sqlite::USER_COLUMNS
-    );
+    let sql = list_query::sql();
     let stable = raw_sqlite::open_reader_like_litedal(&path)?;
     let mut stmt = stable.prepare(&sql)?;
     let replanning = raw_sqlite::open_reader_like_litedal(&path)?;
@@ -82,29 +65,11 @@ fn run() -> BoxResult<()> {
         for (slot, mode) in modes.iter().enumerate() {
             let started = std::time::Instant::now();
             for _ in 0..per_round {
-                let rows = match *mode {
-                    "raw" => raw_list(&mut stmt)?,
-                    "replanned" => raw_list(&mut replanned)?,
-                    "peer" => {
-                        let mut conn = pool.get()?;
-                        let users: Vec<User> = users::table
-                            .filter(users::active.eq(true))
-                            .filter(users::email.like("%@bench.example"))
-                            .order(users::id.asc())
-                            .limit(100)
-                            .select(User::as_select())
-                            .load(&mut conn)?;
-                        users.len()
-                    }
-                    _ => Users::query()
-                        .active(true)
-                        .email_domain("bench.example")
-                        .limit(Limit::new(100)?)
-                        .load(&db)?
-                        .len(),
-                };
-                if rows != 100 {
-                    return Err(format!("{mode}: {rows} rows, expected 100").into());
+                match *mode {
+                    "raw" => list_query::raw(&mut stmt)?,
+                    "replanned" => list_query::raw(&mut replanned)?,
+                    "peer" => list_query::peer(&pool)?,
+                    _ => feature_cost::list(&db)?,
                 }
             }
             seconds[slot] += started.elapsed().as_secs_f64();
@@ -115,7 +80,7 @@ fn run() -> BoxResult<()> {
         let rate = done / seconds[slot];
         let ratio = seconds[0] / seconds[slot];
         println!(
-            "{mode:>8}: {rate:>9.0} queries/s, {ratio:.3} of {}",
+            "{mode:>9}: {rate:>9.0} queries/s, {ratio:.3} of {}",
             modes[0]
         );
     }
@@ -125,20 +90,6 @@ fn run() -> BoxResult<()> {
         replanned.reprepares()
     );
     Ok(())
-}
-
-/// One run of the list query on a raw statement; the number of rows.
-fn raw_list(stmt: &mut raw_sqlite::RawStmt<'_>) -> Result<usize, String> {
-    stmt.bind_int(1, 1)?;
-    stmt.bind_text(2, "%@bench.example")?;
-    stmt.bind_int(3, 100)?;
-    let mut rows = 0;
-    while let Some(row) = stmt.step()? {
-        let _user = row.user()?;
-        rows += 1;
-    }
-    stmt.reset()?;
-    Ok(rows)
 }
 
 fn main() {

@@ -255,23 +255,6 @@ pub fn point(s: &Settings, path: &Path, table: &mut Table) -> BoxResult<()> {
 /// the machine's drift during a run falls on all three alike.
 const LIST_ROUNDS: usize = 10;
 
-/// The raw floor's run of the list query on `stmt`: binds, steps, copies every row out.
-fn raw_list(stmt: &mut raw_sqlite::RawStmt<'_>) -> BoxResult<()> {
-    stmt.bind_int(1, 1)?;
-    stmt.bind_text(2, "%@bench.example")?;
-    stmt.bind_int(3, 100)?;
-    let mut rows = 0;
-    while let Some(row) = stmt.step()? {
-        let _user = row.user()?;
-        rows += 1;
-    }
-    stmt.reset()?;
-    if rows != 100 {
-        return Err(format!("raw list: {rows} rows").into());
-    }
-    Ok(())
-}
-
 /// A filtered, limited list: raw SQL (with litedal's stable query plans, the floor, and with
 /// SQLite's default planning, which re-prepares the statement at every run because its
 /// `LIMIT` and `LIKE` pattern are bound), the peer's diesel query, litedal's `UserQuery`.
@@ -279,10 +262,7 @@ pub fn list(s: &Settings, path: &Path, table: &mut Table) -> BoxResult<()> {
     let db = open_litedal(path, |b| b)?;
     let pool = peer::pool(path, 4, false)?;
     let per_round = (s.list_queries / LIST_ROUNDS).max(1);
-    let sql = format!(
-        "SELECT {} FROM users WHERE active = ? AND email LIKE ? ESCAPE '\\' ORDER BY id ASC LIMIT ?",
-        raw_sqlite::USER_COLUMNS
-    );
+    let sql = list_query::sql();
     let stable = raw_sqlite::open_reader_like_litedal(path)?;
     let mut stable_stmt = stable.prepare(&sql)?;
     let replanning = raw_sqlite::open_reader_like_litedal(path)?;
@@ -296,29 +276,19 @@ pub fn list(s: &Settings, path: &Path, table: &mut Table) -> BoxResult<()> {
         for _ in 0..LIST_ROUNDS {
             let started = Instant::now();
             for _ in 0..per_round {
-                raw_list(&mut stable_stmt)?;
+                list_query::raw(&mut stable_stmt)?;
             }
             seconds[0] += started.elapsed().as_secs_f64();
 
             let started = Instant::now();
             for _ in 0..per_round {
-                raw_list(&mut replanning_stmt)?;
+                list_query::raw(&mut replanning_stmt)?;
             }
             seconds[1] += started.elapsed().as_secs_f64();
 
             let started = Instant::now();
             for _ in 0..per_round {
-                let mut conn = pool.get()?;
-                let users: Vec<User> = users::table
-                    .filter(users::active.eq(true))
-                    .filter(users::email.like("%@bench.example"))
-                    .order(users::id.asc())
-                    .limit(100)
-                    .select(User::as_select())
-                    .load(&mut conn)?;
-                if users.len() != 100 {
-                    return Err(format!("peer list: {} rows", users.len()).into());
-                }
+                list_query::peer(&pool)?;
             }
             seconds[2] += started.elapsed().as_secs_f64();
 
