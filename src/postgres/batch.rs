@@ -20,7 +20,8 @@ pub const PG_MAX_BIND_VALUES: usize = 65_535;
 
 /// Rows per statement when the statement is prepared once per connection (fewer when a row
 /// binds more than 64 values). A prepared statement stays on the server for the
-/// connection's life, so it is kept to the size of SQLite's ([`crate::batch::PREPARED_CHUNK_ROWS`]).
+/// connection's life, so it is kept to the size of SQLite's
+/// ([`crate::batch::PREPARED_CHUNK_ROWS`]); 4,096 rows measured no faster.
 pub const PG_PREPARED_CHUNK_ROWS: usize = 1024;
 
 /// Rows that diesel can insert into table `T` on PostgreSQL as one multi-row statement.
