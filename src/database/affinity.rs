@@ -27,9 +27,9 @@
 //! connection finally goes back to r2d2 its r2d2 check-in (whose duration would include the
 //! parked time) is not counted again. Parked connections count as idle.
 
+use super::clock::Tick;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
-use std::time::Instant;
 
 use diesel::connection::SimpleConnection;
 use parking_lot::Mutex;
@@ -140,7 +140,7 @@ impl Affinity {
         mut conn: PooledConnection,
         f: impl FnOnce(&mut PooledConnection) -> T,
     ) -> T {
-        let started = self.observer.as_ref().map(|_| Instant::now());
+        let started = self.observer.as_ref().map(|_| Tick::now());
         let result = catch_unwind(AssertUnwindSafe(|| f(&mut conn)));
         if let (Some(observer), Some(started)) = (&self.observer, started) {
             observer.returned(started.elapsed());

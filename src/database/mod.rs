@@ -16,6 +16,7 @@
 //!   parking_lot. With `upkeep/file_locks.rs`, the only `unsafe` code of the crate.
 
 mod affinity;
+mod clock;
 mod connection;
 mod gate;
 mod observer;
@@ -38,6 +39,7 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use parking_lot::{Mutex, RwLock};
 
+pub(crate) use clock::{Tick, calibrate as calibrate_clock};
 pub(crate) use observer::{
     CacheCounters, LeaseObserver, Observer, ObserverFactory, PoolObserver, Service,
 };

@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::prelude::*;
@@ -28,8 +28,8 @@ use super::stats::{
     QueryStats, TransactionCounts, TransactionStats, percent, total,
 };
 use crate::database::{
-    CacheCounters, Database, LeaseObserver, Observer, ObserverFactory, PoolObserver,
-    is_polling_write_lock, memory_used,
+    CacheCounters, Database, LeaseObserver, Observer, ObserverFactory, PoolObserver, Tick,
+    calibrate_clock, is_polling_write_lock, memory_used,
 };
 use crate::error::{Result, is_busy_error};
 use crate::pragmas::Role;
@@ -311,6 +311,7 @@ impl Metrics {
         }
         let pool = Arc::clone(self.pool_metrics(role));
         let slow_query = self.slow_query;
+        calibrate_clock();
         Some(Box::new(move || {
             Box::new(QueryInstrumentation {
                 metrics: Arc::clone(&pool),
@@ -460,13 +461,13 @@ impl LeaseObserver for PoolEventHandler {
 struct QueryInstrumentation {
     metrics: Arc<PoolMetrics>,
     slow_query: Option<Duration>,
-    started: Option<Instant>,
+    started: Option<Tick>,
 }
 
 impl Instrumentation for QueryInstrumentation {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
-            InstrumentationEvent::StartQuery { .. } => self.started = Some(Instant::now()),
+            InstrumentationEvent::StartQuery { .. } => self.started = Some(Tick::now()),
             InstrumentationEvent::FinishQuery { query, error, .. } => {
                 let elapsed = self
                     .started
