@@ -27,13 +27,13 @@
 //! connection finally goes back to r2d2 its r2d2 check-in (whose duration would include the
 //! parked time) is not counted again. Parked connections count as idle.
 
-use super::clock::Tick;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
 use diesel::connection::SimpleConnection;
 use parking_lot::Mutex;
 
+use super::clock::Tick;
 use super::connection::ConnectionState;
 use super::observer::LeaseObserver;
 use super::pool::{PooledConnection, SqlitePool, return_uncounted as release};
