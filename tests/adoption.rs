@@ -1,6 +1,6 @@
 //! An application adopting litedal with its own schema: only its migrations run, through
-//! every entry point; its own per-connection setup; foreign keys configurable; errors that keep
-//! their sources; spans that group a transaction's statements.
+//! every entry point; its own per-connection setup; foreign keys and stable query plans
+//! configurable; errors that keep their sources; spans that group a transaction's statements.
 
 mod common;
 
