@@ -25,7 +25,7 @@ use crate::database::{Database, write_on};
 use crate::engine::{EngineKind, SqliteEngine};
 #[cfg(doc)]
 use crate::error::Error;
-use crate::error::{Result, chunk_failed};
+use crate::error::Result;
 use crate::repeated_insert;
 
 /// SQLite's limit on bound values per statement (SQLITE_MAX_VARIABLE_NUMBER of the bundled
@@ -208,17 +208,6 @@ where
     }
 }
 
-/// Rows per statement: as many as SQLite takes for a statement rendered for one call;
-/// [`PREPARED_CHUNK_ROWS`] at most for one prepared once and kept.
-fn chunk_rows(shape: &RowShape) -> usize {
-    let most = rows_per_statement(shape.values_per_row);
-    if shape.repeated_prefix.is_some() {
-        most.min(PREPARED_CHUNK_ROWS)
-    } else {
-        most
-    }
-}
-
 /// Rows per statement when the statement is prepared once and kept in the write
 /// connection's statement cache. Larger statements do not insert faster once preparing is
 /// out of the way (measured: 256, 1,024 and 8,191 rows of 4 values within noise of each
@@ -260,22 +249,16 @@ where
         return Ok(0);
     };
     let shape = R::shape(table, first)?;
-    let chunk_rows = chunk_rows(&shape);
-    let count = rows.len().div_ceil(chunk_rows);
-    let mut inserted = 0;
-    for (index, chunk) in rows.chunks(chunk_rows).enumerate() {
-        let result = match &shape.repeated_prefix {
-            // A full chunk: prepared once per connection, kept in its statement cache. The
-            // last, shorter chunk is prepared for this call only, so that batches of many
-            // different sizes do not fill the statement cache.
-            Some(prefix) => {
-                R::insert_prepared(table, chunk, prefix, chunk.len() == chunk_rows, conn)
-            }
+    repeated_insert::insert_in_chunks(
+        rows,
+        rows_per_statement(shape.values_per_row),
+        PREPARED_CHUNK_ROWS,
+        shape.repeated_prefix.as_deref(),
+        |chunk, prepared| match prepared {
+            Some((prefix, cache)) => R::insert_prepared(table, chunk, prefix, cache, conn),
             None => R::insert_chunk(table, chunk, conn),
-        };
-        inserted += result.map_err(|e| chunk_failed(e, index, count, chunk_rows, chunk.len()))?;
-    }
-    Ok(inserted)
+        },
+    )
 }
 
 impl Database {

@@ -1,5 +1,6 @@
-//! A multi-row `INSERT` that diesel prepares once per connection: the statement type behind
-//! the bulk inserts of both engines (`batch.rs`, `postgres/batch.rs`).
+//! A multi-row `INSERT` that diesel prepares once per connection, and the cutting of a batch
+//! into such statements: behind the bulk inserts of both engines (`batch.rs`,
+//! `postgres/batch.rs`).
 //!
 //! diesel renders and prepares a multi-row `INSERT` of a slice anew for every call (it is not
 //! cacheable). When every row of an insert model renders the same SQL (diesel caches the
@@ -16,6 +17,8 @@ use diesel::query_builder::{
     AstPass, InsertStatement, QueryBuilder, QueryFragment, QueryId, ValuesClause,
 };
 use diesel::{Insertable, Table};
+
+use crate::error::{Result, chunk_failed};
 
 /// One multi-row `INSERT`: `prefix` (`INSERT INTO t (a, b) VALUES `), then each row's values,
 /// in parentheses, comma-separated, walked from the row's own values clause.
@@ -41,6 +44,39 @@ impl<'p, Id, V> RepeatedInsert<'p, Id, V> {
             id: PhantomData,
         }
     }
+}
+
+/// Inserts `rows` in chunks and returns the row count: chunks of at most `most` rows (what
+/// one statement of the engine takes), and of at most `prepared_rows` when the rows can go
+/// out as [`RepeatedInsert`]s after `prefix`. `send` executes one chunk: with
+/// `Some((prefix, cache))` as a `RepeatedInsert`, kept in the statement cache exactly when
+/// `cache` (a full chunk, whose SQL every full chunk of the model shares: what makes the
+/// static query id right; the last, shorter chunk is prepared for that call only, so that
+/// batches of many sizes do not fill the cache), with `None` as diesel's own statement.
+///
+/// # Errors
+///
+/// The first failing chunk's error, naming the chunk.
+pub(crate) fn insert_in_chunks<'a, R>(
+    rows: &'a [R],
+    most: usize,
+    prepared_rows: usize,
+    prefix: Option<&str>,
+    mut send: impl FnMut(&'a [R], Option<(&str, bool)>) -> diesel::QueryResult<usize>,
+) -> Result<usize> {
+    let chunk_rows = match prefix {
+        Some(_) => most.min(prepared_rows),
+        None => most,
+    }
+    .max(1);
+    let count = rows.len().div_ceil(chunk_rows);
+    let mut inserted = 0;
+    for (index, chunk) in rows.chunks(chunk_rows).enumerate() {
+        let prepared = prefix.map(|prefix| (prefix, chunk.len() == chunk_rows));
+        inserted += send(chunk, prepared)
+            .map_err(|e| chunk_failed(e, index, count, chunk_rows, chunk.len()))?;
+    }
+    Ok(inserted)
 }
 
 /// The query id of diesel's single-row `INSERT` into `T` of rows whose values clause holds `V`.

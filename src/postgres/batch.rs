@@ -12,7 +12,7 @@ use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sqlite::{Sqlite, SqliteQueryBuilder};
 use diesel::{Insertable, Table};
 
-use crate::error::{Result, chunk_failed};
+use crate::error::Result;
 use crate::repeated_insert;
 
 /// Bind values PostgreSQL takes in one statement (its protocol counts them in 16 bits).
@@ -140,23 +140,14 @@ where
         return Ok(0);
     };
     let prefix = R::repeated_prefix_pg(table, first)?;
-    let most = (PG_MAX_BIND_VALUES / R::columns(table).max(1)).max(1);
-    let chunk_rows = match prefix {
-        Some(_) => most.min(PG_PREPARED_CHUNK_ROWS),
-        None => most,
-    };
-    let count = rows.len().div_ceil(chunk_rows);
-    let mut inserted = 0;
-    for (index, chunk) in rows.chunks(chunk_rows).enumerate() {
-        let result = match &prefix {
-            // Full chunks share one prepared statement; the last, shorter one is prepared
-            // for this call only.
-            Some(prefix) => {
-                R::insert_prepared_pg(table, chunk, prefix, chunk.len() == chunk_rows, conn)
-            }
+    repeated_insert::insert_in_chunks(
+        rows,
+        PG_MAX_BIND_VALUES / R::columns(table).max(1),
+        PG_PREPARED_CHUNK_ROWS,
+        prefix.as_deref(),
+        |chunk, prepared| match prepared {
+            Some((prefix, cache)) => R::insert_prepared_pg(table, chunk, prefix, cache, conn),
             None => R::insert_chunk_pg(table, chunk, conn),
-        };
-        inserted += result.map_err(|e| chunk_failed(e, index, count, chunk_rows, chunk.len()))?;
-    }
-    Ok(inserted)
+        },
+    )
 }
