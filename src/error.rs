@@ -163,9 +163,12 @@ pub enum Error {
     /// itself. Nothing of the transaction was committed. Every later repository operation in
     /// the same closure fails with this error, and no statement run on the connection can
     /// commit until the closure returns; the transaction itself then returns the original
-    /// error (`cause`), or this one when there is none.
+    /// error (`cause`), or this one when there is none. On PostgreSQL: a statement of the
+    /// transaction failed and the closure still returned `Ok`; the server had aborted the
+    /// transaction, so it is rolled back and returns the failed statement's error, or this
+    /// one on a connection litedal did not open (no record of the statement).
     #[error(
-        "the transaction was rolled back by SQLite before it could commit; nothing of it was committed"
+        "the transaction was rolled back by the database before it could commit; nothing of it was committed"
     )]
     TransactionAborted {
         /// The error of the statement whose failure made SQLite roll back, when known.

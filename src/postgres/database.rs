@@ -120,9 +120,12 @@ impl std::fmt::Debug for Session {
 
 impl CustomizeConnection<PgSession, diesel::r2d2::Error> for Session {
     fn on_acquire(&self, conn: &mut PgSession) -> std::result::Result<(), diesel::r2d2::Error> {
-        if let Some(timers) = &self.timers {
-            diesel::Connection::set_instrumentation(&mut **conn, timers());
-        }
+        // Always set: the recorder is how a transaction that PostgreSQL aborted returns the
+        // failed statement's error (`abort.rs`); it forwards to the timers when they are on.
+        diesel::Connection::set_instrumentation(
+            &mut **conn,
+            super::abort::FailureRecorder::new(self.timers.as_ref().map(|timers| timers())),
+        );
         conn.batch_execute(&self.statements).map_err(|e| {
             tracing::warn!(role = ?self.role, error = %e, "Database connection setup failed");
             diesel::r2d2::Error::QueryError(e)

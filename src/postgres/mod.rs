@@ -2,6 +2,7 @@
 //! `PgConnection`. The engine-neutral parts live in [`engine`](crate::engine); the design and
 //! what is still to come are in `docs/postgres.md`.
 
+mod abort;
 mod batch;
 mod database;
 mod health;
