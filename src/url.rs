@@ -263,32 +263,144 @@ fn unsupported(url: &str, scheme: &str) -> Error {
     }
 }
 
-/// Removes a password (`user:secret@host`) from a URL before it is shown in an error or a log.
-/// `url` with the password of its user info and of a `password=` parameter replaced by `***`:
-/// what litedal prints of a URL.
+/// The connection parameters whose values are secrets: libpq's `password` and `sslpassword`
+/// (the passphrase of the client key).
+const SECRET_KEYS: [&str; 2] = ["password", "sslpassword"];
+
+fn is_secret_key(key: &str) -> bool {
+    let decoded = percent_decode_str(key.trim()).decode_utf8_lossy();
+    SECRET_KEYS
+        .iter()
+        .any(|secret| decoded.eq_ignore_ascii_case(secret))
+}
+
+/// `url` with every password replaced by `***`: what litedal prints of a URL. Covers the
+/// user info of a URL (`user:secret@host`, wherever the secret has `/`, `?`, `#` or `@`),
+/// `password=` and `sslpassword=` query parameters (keys percent-encoded or not), and libpq's
+/// `key=value` connection strings (`host=h password='a b'`). When in doubt it hides more
+/// (everything up to the last `@` after the scheme), never less.
 pub(crate) fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", redact_url_rest(rest)),
+        None if url.contains('=') => redact_key_values(url),
+        None => url.to_owned(),
+    }
+}
+
+/// The part of a URL after `scheme://`, its password(s) redacted.
+fn redact_url_rest(rest: &str) -> String {
+    // The user info ends at the last `@` (a password may hold `/`, `?`, `#` or `@` that
+    // were not percent-encoded); a `:` before it separates the user from the password. An
+    // `@` in a parameter makes this hide more than the password, never less.
+    let rest = match rest.rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => format!("{}:***{}", &rest[..colon], &rest[at..]),
+            None => rest.to_owned(),
+        },
+        None => rest.to_owned(),
+    };
+    redact_parameters(&rest)
+}
+
+/// `url` with the value of every secret parameter of its query replaced. The query starts
+/// at the first `?` (the user info, which may hold one, is already hidden) and its pairs are
+/// separated by `&` only, as libpq reads them; a value runs to the next `&` that starts
+/// another `key=` pair, so an unencoded `&` in a password is hidden too.
+fn redact_parameters(url: &str) -> String {
+    let Some((head, query)) = url.split_once('?') else {
         return url.to_owned();
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let mut redacted = match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => {
-            format!("{scheme}://{}:***{}", &authority[..colon], &rest[at..])
+    let mut pairs: Vec<String> = Vec::new();
+    let mut hiding = false;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some((key, _)) if is_secret_key(key) => {
+                pairs.push(format!("{key}=***"));
+                hiding = true;
+            }
+            // The rest of a secret value that held an `&`.
+            None if hiding => {}
+            _ => {
+                pairs.push(pair.to_owned());
+                hiding = false;
+            }
         }
-        _ => url.to_owned(),
-    };
-    if let Some(query_at) = redacted.find('?') {
-        let query: Vec<String> = redacted[query_at + 1..]
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        redacted = format!("{}?{}", &redacted[..query_at], query.join("&"));
     }
-    redacted
+    format!("{head}?{}", pairs.join("&"))
+}
+
+/// A libpq `key=value` connection string with the values of secret keys replaced. Values are
+/// single-quoted (with `\'` and `\\` escapes) or run to the next whitespace.
+fn redact_key_values(conninfo: &str) -> String {
+    let mut out = String::with_capacity(conninfo.len());
+    let mut chars = conninfo.char_indices().peekable();
+    while let Some(&(start, c)) = chars.peek() {
+        if c.is_whitespace() {
+            out.push(c);
+            chars.next();
+            continue;
+        }
+        // A key runs to `=` or whitespace.
+        let mut key_end = start;
+        while let Some(&(i, c)) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key_end = i + c.len_utf8();
+            chars.next();
+        }
+        let key = &conninfo[start..key_end];
+        out.push_str(key);
+        // Spaces and the `=`.
+        while let Some(&(_, c)) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                out.push(c);
+                chars.next();
+                if c == '=' {
+                    break;
+                }
+            } else {
+                break;
+            }
+        }
+        while let Some(&(_, c)) = chars.peek() {
+            if c.is_whitespace() {
+                out.push(c);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        // The value.
+        let secret = is_secret_key(key);
+        let mut value = String::new();
+        if let Some(&(_, '\'')) = chars.peek() {
+            value.push('\'');
+            chars.next();
+            while let Some((_, c)) = chars.next() {
+                value.push(c);
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            value.push(escaped);
+                        }
+                    }
+                    '\'' => break,
+                    _ => {}
+                }
+            }
+        } else {
+            while let Some(&(_, c)) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+        }
+        out.push_str(if secret { "***" } else { &value });
+    }
+    out
 }
 
 /// Whether `url` is a PostgreSQL URL (`postgres://` or `postgresql://`, any case).
@@ -386,6 +498,74 @@ mod tests {
             "postgresql://h/db?user=app&password=***&sslmode=verify-full"
         );
         assert_eq!(redact_password("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn passwords_with_url_delimiters_other_keys_and_key_value_strings_are_redacted() {
+        for (url, redacted) in [
+            (
+                "postgres://app:pa/ss?w#rd@h:5432/db?sslmode=require",
+                "postgres://app:***@h:5432/db?sslmode=require",
+            ),
+            ("postgres://app:p@ss@h/db", "postgres://app:***@h/db"),
+            (
+                "postgres://h/db?sslpassword=key-pass&sslmode=verify-full",
+                "postgres://h/db?sslpassword=***&sslmode=verify-full",
+            ),
+            (
+                "postgres://h/db?pass%77ord=pw&user=app",
+                "postgres://h/db?pass%77ord=***&user=app",
+            ),
+            (
+                "postgres://h/db?user=a@b.example&PASSWORD=pw",
+                "postgres://h/db?user=a@b.example&PASSWORD=***",
+            ),
+            (
+                "postgres://h/db?password=a&b&user=app",
+                "postgres://h/db?password=***&user=app",
+            ),
+            (
+                "host=h password=secret dbname=app",
+                "host=h password=*** dbname=app",
+            ),
+            (
+                "host=h password = 'a b\\' c' sslpassword=k user=app",
+                "host=h password = *** sslpassword=*** user=app",
+            ),
+        ] {
+            assert_eq!(redact_password(url), redacted, "{url}");
+        }
+    }
+
+    fn quoted(value: &str) -> String {
+        format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+
+    proptest::proptest! {
+        /// Whatever a password holds, what litedal prints of the URL is the same: nothing of
+        /// the password shows.
+        #[test]
+        fn no_password_survives_redaction(
+            first in "[a-zA-Z0-9/?#@:&=%' \\\\.+-]{0,16}",
+            second in "[a-zA-Z0-9/?#@:&=%' \\\\.+-]{0,16}",
+            key in proptest::sample::select(vec!["password", "sslpassword", "pass%77ord", "PassWord"]),
+        ) {
+            let forms: [&dyn Fn(&str) -> String; 3] = [
+                &|password| format!("postgres://app:Zq7{password}@db.internal:5432/app?sslmode=require"),
+                // A parameter's value cannot hold an unencoded `&` followed by `=` (libpq
+                // would read another parameter there): encoded as a client must.
+                &|password| format!(
+                    "postgresql://db.internal/app?user=app&{key}=Zq7{}&sslmode=require",
+                    password.replace('%', "%25").replace('&', "%26")
+                ),
+                &|password| format!("host=db.internal {key}={} dbname=app", quoted(&format!("Zq7{password}"))),
+            ];
+            for form in forms {
+                let redacted = redact_password(&form(&first));
+                proptest::prop_assert!(!redacted.contains("Zq7"), "{redacted}");
+                proptest::prop_assert_eq!(&redacted, &redact_password(&form(&second)));
+            }
+        }
     }
 
     #[test]

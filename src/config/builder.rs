@@ -11,7 +11,7 @@ use super::settings::Config;
 use super::thresholds::{HealthThresholds, Limits};
 use crate::error::{Error, Result};
 use crate::pragmas::{CheckpointMode, Role, Synchronous, TempStore};
-use crate::url::parse_database_url;
+use crate::url::{parse_database_url, redact_password};
 
 /// The largest pool size accepted.
 pub(super) const MAX_POOL_SIZE: u64 = 1024;
@@ -38,7 +38,7 @@ impl Config {
 /// assert_eq!(config.write_pool_size(), 2);
 /// # Ok::<(), litedal::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConfigBuilder {
     pub(super) database_url: String,
     pub(super) pool_size: u64,
@@ -83,7 +83,7 @@ pub struct ConfigBuilder {
 
 #[cfg(feature = "postgres")]
 /// What the builder holds for PostgreSQL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct PgSettings {
     pub(super) read_url: Option<String>,
     pub(super) statement_timeout: Duration,
@@ -107,6 +107,67 @@ impl Default for PgSettings {
             application_name: "litedal".to_owned(),
             migrations: None,
         }
+    }
+}
+
+/// Never prints a password: the URLs are shown redacted.
+impl std::fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("ConfigBuilder");
+        out.field("database_url", &redact_password(&self.database_url))
+            .field("pool_size", &self.pool_size)
+            .field("separate_read_write", &self.separate_read_write)
+            .field("read_pool_size", &self.read_pool_size)
+            .field("write_pool_size", &self.write_pool_size)
+            .field("enable_wal", &self.enable_wal)
+            .field("pool_timeout", &self.pool_timeout)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("cache_size_kib", &self.cache_size_kib)
+            .field("read_cache_size_kib", &self.read_cache_size_kib)
+            .field("write_cache_size_kib", &self.write_cache_size_kib)
+            .field("mmap_size", &self.mmap_size)
+            .field("read_mmap_size", &self.read_mmap_size)
+            .field("write_mmap_size", &self.write_mmap_size)
+            .field("temp_store", &self.temp_store)
+            .field("synchronous", &self.synchronous)
+            .field("wal_autocheckpoint", &self.wal_autocheckpoint)
+            .field("wal_checkpoint_mode", &self.wal_checkpoint_mode)
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("wal_size_limit", &self.wal_size_limit)
+            .field("slow_query", &self.slow_query)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("run_migrations", &self.run_migrations)
+            .field("migrations", &self.migrations)
+            .field("write_gate", &self.write_gate)
+            .field("instrumentation", &self.instrumentation)
+            .field("foreign_keys", &self.foreign_keys)
+            .field("stable_query_plans", &self.stable_query_plans)
+            .field("on_connect", &self.on_connect)
+            .field("health_read_latency", &self.health_read_latency)
+            .field("health_write_latency", &self.health_write_latency)
+            .field("health_pool_utilization", &self.health_pool_utilization)
+            .field("health_wal_size", &self.health_wal_size)
+            .field("health_checkpoint_age", &self.health_checkpoint_age)
+            .field("vars_set", &self.vars_set);
+        #[cfg(feature = "postgres")]
+        out.field("postgres", &self.postgres);
+        out.finish()
+    }
+}
+
+#[cfg(feature = "postgres")]
+/// Never prints a password: the URLs are shown redacted.
+impl std::fmt::Debug for PgSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("PgSettings");
+        out.field("read_url", &self.read_url.as_deref().map(redact_password))
+            .field("statement_timeout", &self.statement_timeout)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("max_replica_lag", &self.max_replica_lag)
+            .field("replica_retry", &self.replica_retry)
+            .field("application_name", &self.application_name)
+            .field("migrations", &self.migrations);
+        out.finish()
     }
 }
 

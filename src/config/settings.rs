@@ -12,7 +12,7 @@ use crate::pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
 use crate::url::DatabaseLocation;
 
 /// Validated configuration of a [`Database`](crate::Database).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub(super) database_url: String,
     pub(super) location: DatabaseLocation,
@@ -42,6 +42,45 @@ pub struct Config {
     pub(super) stable_query_plans: bool,
     pub(super) on_connect: Option<ConnectionHook>,
     pub(super) health_thresholds: HealthThresholds,
+}
+
+/// Never prints a password: the URLs are shown redacted.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("Config");
+        out.field(
+            "database_url",
+            &crate::url::redact_password(&self.database_url),
+        )
+        .field("location", &self.location)
+        .field("separate_read_write", &self.separate_read_write)
+        .field("read_pool_size", &self.read_pool_size)
+        .field("write_pool_size", &self.write_pool_size)
+        .field("enable_wal", &self.enable_wal)
+        .field("pool_timeout", &self.pool_timeout)
+        .field("busy_timeout", &self.busy_timeout)
+        .field("read_cache_size_kib", &self.read_cache_size_kib)
+        .field("write_cache_size_kib", &self.write_cache_size_kib)
+        .field("read_mmap_size", &self.read_mmap_size)
+        .field("write_mmap_size", &self.write_mmap_size)
+        .field("temp_store", &self.temp_store)
+        .field("synchronous", &self.synchronous)
+        .field("wal_autocheckpoint", &self.wal_autocheckpoint)
+        .field("wal_checkpoint_mode", &self.wal_checkpoint_mode)
+        .field("checkpoint_interval", &self.checkpoint_interval)
+        .field("wal_size_limit", &self.wal_size_limit)
+        .field("slow_query", &self.slow_query)
+        .field("metrics_addr", &self.metrics_addr)
+        .field("run_migrations", &self.run_migrations)
+        .field("migrations", &self.migrations)
+        .field("write_gate", &self.write_gate)
+        .field("instrumentation", &self.instrumentation)
+        .field("foreign_keys", &self.foreign_keys)
+        .field("stable_query_plans", &self.stable_query_plans)
+        .field("on_connect", &self.on_connect)
+        .field("health_thresholds", &self.health_thresholds);
+        out.finish()
+    }
 }
 
 impl Config {
