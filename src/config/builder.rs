@@ -92,6 +92,7 @@ pub(super) struct PgSettings {
     pub(super) replica_retry: Duration,
     pub(super) application_name: String,
     pub(super) migrations: Option<super::migrations::Migrations>,
+    pub(super) tls: super::pg_tls::PgTls,
 }
 
 #[cfg(feature = "postgres")]
@@ -106,6 +107,7 @@ impl Default for PgSettings {
             replica_retry: Duration::from_secs(5),
             application_name: "litedal".to_owned(),
             migrations: None,
+            tls: super::pg_tls::PgTls::Require,
         }
     }
 }

@@ -4,6 +4,7 @@ use std::ffi::OsStr;
 use std::time::Duration;
 
 use super::builder::{ConfigBuilder, MAX_MMAP_SIZE, MAX_POOL_SIZE};
+use super::secret_file::{file_form_of, read_secret_file};
 use super::settings::Config;
 use super::thresholds::Limits;
 use crate::error::{Error, Result};
@@ -15,6 +16,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "DATABASE_URL",
         "sqlite://data/main.db",
         "sqlite://rel, sqlite:///abs, sqlite:path, a plain path, a file: URI or :memory:; with the postgres feature also postgres:// or postgresql:// (any libpq parameters)",
+    ),
+    (
+        "DATABASE_URL_FILE",
+        "unset",
+        "a file holding DATABASE_URL (a container or Kubernetes secret), read once, trimmed, never logged; warned about when group or others can read it; setting both is an error",
     ),
     ("DB_POOL_SIZE", "10", "base pool size (1..=1024)"),
     (
@@ -167,6 +173,18 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "DATABASE_READ_URL",
         "unset",
         "PostgreSQL only: the read pool's server (a hot standby); writes and migrations stay on DATABASE_URL",
+    ),
+    #[cfg(feature = "postgres")]
+    (
+        "DATABASE_READ_URL_FILE",
+        "unset",
+        "PostgreSQL only: a file holding DATABASE_READ_URL, as DATABASE_URL_FILE",
+    ),
+    #[cfg(feature = "postgres")]
+    (
+        "DB_PG_TLS",
+        "require",
+        "PostgreSQL only: the sslmode litedal adds to a URL whose host is not loopback or a Unix socket and that sets none (nor PGSSLMODE): require or verify-full",
     ),
     #[cfg(feature = "postgres")]
     (
@@ -363,12 +381,37 @@ impl ConfigBuilder {
                 continue;
             };
             let known = ENV_VARS.iter().find(|(var, _, _)| *var == name);
+            if let Some((var, target)) =
+                known.and_then(|(var, _, _)| Some((*var, file_form_of(var)?)))
+            {
+                let path = std::path::PathBuf::from(value.as_ref());
+                let url = read_secret_file(var, &path)?;
+                builder.vars_set.push(var);
+                match target {
+                    #[cfg(feature = "postgres")]
+                    "DATABASE_READ_URL" => builder.postgres.read_url = Some(url),
+                    _ => builder.database_url = url,
+                }
+                continue;
+            }
             match known {
                 Some((var, _, _)) => builder.set_var(var, value.as_ref())?,
                 None if name.starts_with("DB_") => {
                     tracing::warn!(variable = name, "Database config: unknown variable ignored");
                 }
                 None => {}
+            }
+        }
+        for (var, file) in [
+            ("DATABASE_URL", "DATABASE_URL_FILE"),
+            ("DATABASE_READ_URL", "DATABASE_READ_URL_FILE"),
+        ] {
+            if builder.vars_set.contains(&var) && builder.vars_set.contains(&file) {
+                return Err(Error::config(
+                    file,
+                    "(set)",
+                    format!("{var} is set as well; set one of {var} and {file}, not both"),
+                ));
             }
         }
         Ok(builder)
@@ -399,6 +442,11 @@ impl ConfigBuilder {
             #[cfg(feature = "postgres")]
             "DB_REPLICA_RETRY_SECS" => {
                 self.postgres.replica_retry = Duration::from_secs(v.number(1, 3600, "seconds")?)
+            }
+            #[cfg(feature = "postgres")]
+            "DB_PG_TLS" => {
+                self.postgres.tls =
+                    v.keyword(super::pg_tls::PgTls::parse, super::pg_tls::PgTls::KEYWORDS)?
             }
             #[cfg(feature = "postgres")]
             "DB_APPLICATION_NAME" => self.postgres.application_name = v.text()?.to_owned(),

@@ -7,6 +7,9 @@
 //!   CLI's help all follow it), and reading them into a [`ConfigBuilder`].
 //! - `builder.rs`: [`ConfigBuilder`], its setters and [`ConfigBuilder::build`], which validates.
 //! - `settings.rs`: [`Config`], the validated result, and the PRAGMAs it gives each role.
+//! - `pg_tls.rs`: the `sslmode` a PostgreSQL URL gets off loopback (`DB_PG_TLS`).
+//! - `secret_file.rs`: `DATABASE_URL_FILE` and `DATABASE_READ_URL_FILE`, the URLs read from
+//!   secret files.
 //! - `thresholds.rs`: the health thresholds configuration parses ([`HealthThresholds`]).
 //! - `migrations.rs`: the migrations run at open; `hook.rs`: the application's own setup of
 //!   each new connection.
@@ -16,7 +19,10 @@ mod env;
 mod hook;
 mod migrations;
 #[cfg(feature = "postgres")]
+mod pg_tls;
+#[cfg(feature = "postgres")]
 mod postgres;
+mod secret_file;
 mod settings;
 mod thresholds;
 
@@ -24,6 +30,8 @@ pub use builder::ConfigBuilder;
 pub use env::ENV_VARS;
 pub use hook::{ConnectHook, ConnectionHook};
 pub use migrations::Migrations;
+#[cfg(feature = "postgres")]
+pub use pg_tls::PgTls;
 #[cfg(feature = "postgres")]
 pub use postgres::{AnyConfig, PgConfig};
 pub use settings::Config;

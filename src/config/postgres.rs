@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::builder::ConfigBuilder;
 use super::migrations::Migrations;
+use super::pg_tls::{LibpqEnv, PgTls, TlsNote, secure_url};
 use super::settings::Config;
 use super::thresholds::HealthThresholds;
 use crate::error::{Error, Result};
@@ -54,6 +55,8 @@ pub struct PgConfig {
     slow_query: Option<Duration>,
     metrics_addr: Option<SocketAddr>,
     instrumentation: bool,
+    /// What was decided about each URL's TLS, logged at open.
+    tls_notes: Vec<TlsNote>,
 }
 
 /// Never prints a password.
@@ -79,8 +82,10 @@ impl std::fmt::Debug for PgConfig {
 }
 
 impl PgConfig {
-    /// The primary's URL (`DATABASE_URL`): writes, migrations, and reads unless a read URL
-    /// is set. Contains the password if the URL has one; print [`PgConfig::display_url`].
+    /// The primary's URL (`DATABASE_URL`) as libpq gets it: writes, migrations, and reads
+    /// unless a read URL is set. `sslmode=require` (or `DB_PG_TLS`) is added when its host is
+    /// not loopback and it sets no `sslmode` (see [`ConfigBuilder::pg_tls`]). Contains the
+    /// password if the URL has one; print [`PgConfig::display_url`].
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -90,7 +95,8 @@ impl PgConfig {
         redact_password(&self.url)
     }
 
-    /// `DATABASE_READ_URL`: the server the read pool connects to (a hot standby).
+    /// `DATABASE_READ_URL`: the server the read pool connects to (a hot standby), with
+    /// `sslmode` added as for [`PgConfig::url`].
     pub fn read_url(&self) -> Option<&str> {
         self.read_url.as_deref()
     }
@@ -177,6 +183,14 @@ impl PgConfig {
     pub fn instrumentation(&self) -> bool {
         self.instrumentation
     }
+
+    /// Logs what was decided about the URLs' TLS (at open): INFO where `sslmode` was added,
+    /// WARN where an explicit mode may send data in clear to a remote host.
+    pub(crate) fn log_tls(&self) {
+        for note in &self.tls_notes {
+            note.log();
+        }
+    }
 }
 
 /// A configuration for either engine, picked by the scheme of `DATABASE_URL`.
@@ -249,6 +263,17 @@ impl ConfigBuilder {
     /// again; default 5 s.
     pub fn replica_retry(mut self, after: Duration) -> Self {
         self.postgres.replica_retry = after;
+        self
+    }
+
+    /// `DB_PG_TLS`: the `sslmode` added to a PostgreSQL URL (`DATABASE_URL`,
+    /// `DATABASE_READ_URL`) whose hosts are not all loopback or Unix sockets and that sets no
+    /// `sslmode` itself (nor through libpq's `PGSSLMODE`); default [`PgTls::Require`]. A host
+    /// is loopback by name only (`localhost`, `127.0.0.0/8`, `::1`, a socket directory; no DNS).
+    /// An explicit `sslmode=disable`, `allow` or `prefer` to such a host is kept and logged at
+    /// WARN at open.
+    pub fn pg_tls(mut self, tls: PgTls) -> Self {
+        self.postgres.tls = tls;
         self
     }
 
@@ -361,9 +386,27 @@ impl ConfigBuilder {
             ));
         }
         let health = self.resolve_health()?;
+        let libpq_env = LibpqEnv::from_process();
+        let mut tls_notes = Vec::new();
+        let (url, note) = secure_url(
+            "DATABASE_URL",
+            &self.database_url,
+            self.postgres.tls,
+            &libpq_env,
+        )?;
+        tls_notes.extend(note);
+        let read_url = match &self.postgres.read_url {
+            Some(read_url) => {
+                let (read_url, note) =
+                    secure_url("DATABASE_READ_URL", read_url, self.postgres.tls, &libpq_env)?;
+                tls_notes.extend(note);
+                Some(read_url)
+            }
+            None => None,
+        };
         Ok(AnyConfig::Postgres(PgConfig {
-            url: self.database_url,
-            read_url: self.postgres.read_url,
+            url,
+            read_url,
             read_pool_size,
             write_pool_size,
             pool_timeout: self.pool_timeout,
@@ -378,6 +421,7 @@ impl ConfigBuilder {
             slow_query: (!self.slow_query.is_zero()).then_some(self.slow_query),
             metrics_addr: self.metrics_addr,
             instrumentation: self.instrumentation,
+            tls_notes,
         }))
     }
 }

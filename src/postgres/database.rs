@@ -183,6 +183,7 @@ impl PgDatabase {
             ));
         }
         let started = std::time::Instant::now();
+        config.log_tls();
         // One connection first, so a wrong URL, login or certificate fails here, at once and
         // with libpq's reason, not at the first query after the pool timeout.
         let mut conn = <PgConnection as diesel::Connection>::establish(config.url())
