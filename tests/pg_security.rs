@@ -127,3 +127,119 @@ fn a_transaction_postgres_aborted_returns_the_failed_statement_and_writes_nothin
     );
     assert_eq!(count_users(&mut own), 6);
 }
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::Captured;
+
+/// Every log line of this test binary, from every thread (the pools connect on their own).
+fn logs() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        tracing::subscriber::set_global_default(captured.subscriber())
+            .expect("the only global subscriber of this binary");
+        captured
+    })
+}
+
+#[derive(QueryableByName)]
+struct Ssl {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ssl: bool,
+}
+
+/// Whether the read connections of a database opened from `vars` are encrypted.
+fn encrypted(vars: &[(&str, &str)]) -> Result<bool, Error> {
+    let db = open_pg(vars)?;
+    db.read(|conn| {
+        Ok(
+            diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .get_result::<Ssl>(conn)?
+                .ssl,
+        )
+    })
+}
+
+/// A certificate for `name` signed by itself (its own root), as PEM (certificate, key).
+fn self_signed(name: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn tls_is_required_off_loopback_and_an_explicit_downgrade_is_warned() {
+    let logs = logs();
+    let Some(mut cluster) = PgCluster::start_or_skip("pg_security: TLS").unwrap() else {
+        return;
+    };
+    cluster.create_database("tls").unwrap();
+    let port = cluster.primary_port();
+    // `db.test` is not loopback by name; hostaddr still reaches the local server.
+    let remote = format!("postgres://postgres@db.test:{port}/tls?hostaddr=127.0.0.1");
+    let local = format!("postgres://postgres@127.0.0.1:{port}/tls");
+
+    // The server offers no TLS: a remote host is refused, never reached in clear.
+    match open_pg(&[("DATABASE_URL", &remote), ("DB_POOL_TIMEOUT", "2")]) {
+        Err(Error::Config { var, reason, .. }) => {
+            assert_eq!(var, "DATABASE_URL");
+            assert!(reason.contains("does not support SSL"), "{reason}");
+        }
+        other => panic!("no TLS to a remote host must fail: {other:?}"),
+    }
+    // Loopback keeps libpq's default.
+    assert!(!encrypted(&[("DATABASE_URL", &local)]).unwrap());
+    // An explicit downgrade to a remote host connects, with one WARN at open.
+    let before = logs.text().len();
+    let disabled = format!("{remote}&sslmode=disable");
+    assert!(!encrypted(&[("DATABASE_URL", &disabled)]).unwrap());
+    let opened = logs.text()[before..].to_owned();
+    assert!(
+        opened.contains("WARN") && opened.contains("Database TLS may be off"),
+        "{opened}"
+    );
+    assert!(opened.contains("sslmode=disable"), "{opened}");
+
+    // With TLS on, the same remote URL is encrypted, and INFO says why.
+    let (cert, key) = self_signed("db.test");
+    cluster.enable_ssl(&cert, &key).unwrap();
+    let before = logs.text().len();
+    assert!(encrypted(&[("DATABASE_URL", &remote)]).unwrap());
+    let opened = logs.text()[before..].to_owned();
+    assert!(
+        opened.contains("INFO") && opened.contains("Database TLS required"),
+        "{opened}"
+    );
+    // DB_PG_TLS=verify-full checks the certificate against a root and the host name.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.crt");
+    std::fs::write(&root, &cert).unwrap();
+    let with_root = format!("{remote}&sslrootcert={}", root.display());
+    assert!(encrypted(&[("DATABASE_URL", &with_root), ("DB_PG_TLS", "verify-full")]).unwrap());
+    let (other, _) = self_signed("db.test");
+    let wrong_root = dir.path().join("wrong.crt");
+    std::fs::write(&wrong_root, other).unwrap();
+    let with_wrong_root = format!("{remote}&sslrootcert={}", wrong_root.display());
+    match encrypted(&[
+        ("DATABASE_URL", &with_wrong_root),
+        ("DB_PG_TLS", "verify-full"),
+    ]) {
+        Err(Error::Config { reason, .. }) => {
+            assert!(reason.contains("certificate verify failed"), "{reason}")
+        }
+        other => panic!("verify-full against the wrong root must fail: {other:?}"),
+    }
+    assert!(matches!(
+        open_pg(&[("DATABASE_URL", &remote), ("DB_PG_TLS", "maybe")]),
+        Err(Error::Config {
+            var: "DB_PG_TLS",
+            ..
+        })
+    ));
+}
