@@ -243,3 +243,242 @@ fn tls_is_required_off_loopback_and_an_explicit_downgrade_is_warned() {
         })
     ));
 }
+
+/// The password of the role that must log in with one: URL delimiters in it, as real ones have.
+const PASSWORD: &str = "Zq7/se?cr#et@pw";
+/// `PASSWORD` percent-encoded, as it must be written in a URL.
+const PASSWORD_IN_URL: &str = "Zq7%2Fse%3Fcr%23et%40pw";
+
+/// A cluster where role `app` must log in with `PASSWORD` (SCRAM), and its database `sec`.
+fn cluster_with_password() -> Option<PgCluster> {
+    let cluster = PgCluster::start_or_skip("pg_security: secrets").unwrap()?;
+    let admin = cluster.create_database("sec").unwrap();
+    let mut conn = PgConnection::establish(&admin).unwrap();
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut conn,
+        &format!(
+            "SET password_encryption = 'scram-sha-256'; \
+             CREATE ROLE app LOGIN PASSWORD '{PASSWORD}'; \
+             GRANT ALL ON DATABASE sec TO app; GRANT ALL ON SCHEMA public TO app; \
+             ALTER DATABASE sec OWNER TO app"
+        ),
+    )
+    .unwrap();
+    // `app` needs its password; the test's superuser keeps trust. First match wins.
+    let hba = cluster.primary_data_dir().join("pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!(
+            "host all app 127.0.0.1/32 scram-sha-256\nhost all app ::1/128 scram-sha-256\n{text}"
+        ),
+    )
+    .unwrap();
+    diesel::connection::SimpleConnection::batch_execute(&mut conn, "SELECT pg_reload_conf()")
+        .unwrap();
+    Some(cluster)
+}
+
+fn write_private(path: &std::path::Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Writes one row as `app` and reads the count back.
+fn write_and_count(db: &PgDatabase) -> i64 {
+    db.transaction(|conn| {
+        diesel::insert_into(users::table)
+            .values(&NewUser::new("s", &format!("s{}@x.example", rand_suffix())))
+            .execute(conn)?;
+        Ok(())
+    })
+    .unwrap();
+    db.read(|conn| Ok(count_users(conn))).unwrap()
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+#[test]
+fn urls_from_secret_files_and_libpq_password_files_reach_a_server_that_needs_a_password() {
+    let logs = logs();
+    let Some(cluster) = cluster_with_password() else {
+        return;
+    };
+    let port = cluster.primary_port();
+    let dir = tempfile::tempdir().unwrap();
+    let with_password = format!("postgres://app:{PASSWORD_IN_URL}@127.0.0.1:{port}/sec");
+    let without_password = format!("postgres://app@127.0.0.1:{port}/sec");
+
+    // A secret file of mode 0600 with a trailing newline.
+    let url_file = dir.path().join("database-url");
+    write_private(&url_file, &format!("{with_password}\n"), 0o600);
+    let file = url_file.display().to_string();
+    let before = logs.text().len();
+    let db = open_pg(&[("DATABASE_URL_FILE", &file)]).unwrap();
+    assert_eq!(write_and_count(&db), 1);
+    drop(db);
+    assert!(!logs.text()[before..].contains("readable by group or others"));
+
+    // Readable by others: used, and warned about (the path, never the contents).
+    write_private(&url_file, &with_password, 0o644);
+    let before = logs.text().len();
+    let db = open_pg(&[("DATABASE_URL_FILE", &file)]).unwrap();
+    assert_eq!(write_and_count(&db), 2);
+    drop(db);
+    let opened = logs.text()[before..].to_owned();
+    assert!(
+        opened.contains("WARN") && opened.contains("readable by group or others"),
+        "{opened}"
+    );
+    assert!(opened.contains(&file), "{opened}");
+
+    // Both forms: refused, naming both.
+    match open_pg(&[
+        ("DATABASE_URL_FILE", &file),
+        ("DATABASE_URL", &with_password),
+    ]) {
+        Err(Error::Config { var, reason, .. }) => {
+            assert_eq!(var, "DATABASE_URL_FILE");
+            assert!(reason.contains("DATABASE_URL is set as well"), "{reason}");
+        }
+        other => panic!("both forms must be refused: {other:?}"),
+    }
+
+    // A URL without a password: libpq's password file (passfile= here, PGPASSFILE below).
+    let passfile = dir.path().join("pgpass");
+    let escaped = PASSWORD.replace('\\', "\\\\").replace(':', "\\:");
+    write_private(
+        &passfile,
+        &format!("127.0.0.1:{port}:sec:app:{escaped}\n"),
+        0o600,
+    );
+    let via_passfile = format!("{without_password}?passfile={}", passfile.display());
+    let db = open_pg(&[("DATABASE_URL", &via_passfile)]).unwrap();
+    assert_eq!(write_and_count(&db), 3);
+    drop(db);
+    // Without any password the server's refusal is what the caller gets.
+    let no_passfile = format!(
+        "{without_password}?passfile={}",
+        dir.path().join("none").display()
+    );
+    match open_pg(&[("DATABASE_URL", &no_passfile), ("DB_POOL_TIMEOUT", "2")]) {
+        Err(Error::Config { reason, .. }) => {
+            assert!(reason.contains("password"), "{reason}")
+        }
+        other => panic!("no password must fail: {other:?}"),
+    }
+    // PGPASSFILE, in the environment of a child process (the CLI), as a deployment sets it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_litedal"))
+        .args(["stats", "--json"])
+        .env("DATABASE_URL", &without_password)
+        .env("PGPASSFILE", &passfile)
+        .env_remove("DATABASE_URL_FILE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("\"engine\""), "{stdout}");
+    assert!(!stdout.contains("Zq7") && !stderr.contains("Zq7"));
+}
+
+/// Everything a caller or an operator can see of `error`.
+fn everything_shown(error: &Error) -> String {
+    format!("{error}\n{error:?}\n{}", error.report())
+}
+
+#[test]
+fn a_failing_connection_never_shows_the_password() {
+    let logs = logs();
+    let Some(cluster) = cluster_with_password() else {
+        return;
+    };
+    let port = cluster.primary_port();
+    let mut shown = Vec::<String>::new();
+
+    // A wrong password, in the user info and as a parameter; an unreachable server.
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let wrong = "Zq7-wrong/pass?word#x";
+    let wrong_in_url = "Zq7-wrong%2Fpass%3Fword%23x";
+    for url in [
+        format!("postgres://app:{wrong_in_url}@127.0.0.1:{port}/sec"),
+        format!("postgres://app@127.0.0.1:{port}/sec?password={wrong_in_url}&sslmode=disable"),
+        format!("postgres://app:{PASSWORD_IN_URL}@127.0.0.1:{free_port}/sec"),
+        format!("postgres://app:{PASSWORD_IN_URL}@db.invalid:{free_port}/sec"),
+    ] {
+        let vars = [("DATABASE_URL", url.as_str()), ("DB_POOL_TIMEOUT", "1")];
+        let builder = ConfigBuilder::from_vars(vars).unwrap();
+        shown.push(format!("{builder:?}"));
+        let config = builder.build_any().unwrap();
+        shown.push(format!("{config:?}"));
+        if let AnyConfig::Postgres(pg) = &config {
+            shown.push(pg.display_url());
+        }
+        match AnyDatabase::open(config) {
+            Err(error) => shown.push(everything_shown(&error)),
+            Ok(_) => panic!("{} must not open", url.replace("Zq7", "***")),
+        }
+    }
+
+    // A database that opened, then loses its login: new connections fail, and the pool
+    // timeout, health report and metrics say so.
+    let good = format!("postgres://app:{PASSWORD_IN_URL}@127.0.0.1:{port}/sec");
+    let db = AnyDatabase::open(
+        ConfigBuilder::from_vars([("DATABASE_URL", good.as_str()), ("DB_POOL_TIMEOUT", "1")])
+            .unwrap()
+            .build_any()
+            .unwrap(),
+    )
+    .unwrap();
+    shown.push(format!("{db:?}"));
+    let mut admin = PgConnection::establish(&cluster.primary_url()).unwrap();
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut admin,
+        "ALTER ROLE app PASSWORD 'changed-Zq7'; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app'",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // past the alive bypass
+    for _ in 0..2 {
+        if let Err(error) = db.read(|_| Ok(())) {
+            shown.push(everything_shown(&error));
+        }
+        if let Err(error) = db.transaction(|_| Ok(())) {
+            shown.push(everything_shown(&error));
+        }
+    }
+    let health = db.health();
+    shown.push(format!("{health:?}"));
+    shown.push(serde_json::to_string(&health).unwrap());
+    shown.push(db.render_metrics().unwrap());
+    shown.push(format!("{:?}", db.connection_stats()));
+    drop(db);
+
+    let everything = format!("{}\n{}", shown.join("\n"), logs.text());
+    assert!(
+        everything.contains("could not connect")
+            || everything.contains("password authentication failed"),
+        "the failures were seen: {everything}"
+    );
+    for secret in [PASSWORD, PASSWORD_IN_URL, wrong, wrong_in_url, "Zq7"] {
+        assert!(
+            !everything.contains(secret),
+            "{secret:?} shown:\n{}",
+            everything
+                .lines()
+                .filter(|line| line.contains(secret))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
