@@ -74,6 +74,7 @@ pub struct ConfigBuilder {
     pub(super) health_pool_utilization: Option<Limits<f64>>,
     pub(super) health_wal_size: Option<Limits<u64>>,
     pub(super) health_checkpoint_age: Option<Limits<Duration>>,
+    pub(super) allow_unsafe_settings: bool,
     /// The variables read from the environment, so that those that do not apply to the
     /// engine the URL picks can be reported.
     pub(super) vars_set: Vec<&'static str>,
@@ -150,6 +151,7 @@ impl std::fmt::Debug for ConfigBuilder {
             .field("health_pool_utilization", &self.health_pool_utilization)
             .field("health_wal_size", &self.health_wal_size)
             .field("health_checkpoint_age", &self.health_checkpoint_age)
+            .field("allow_unsafe_settings", &self.allow_unsafe_settings)
             .field("vars_set", &self.vars_set);
         #[cfg(feature = "postgres")]
         out.field("postgres", &self.postgres);
@@ -210,6 +212,7 @@ impl Default for ConfigBuilder {
             health_pool_utilization: None,
             health_wal_size: None,
             health_checkpoint_age: None,
+            allow_unsafe_settings: false,
             vars_set: Vec::new(),
             #[cfg(feature = "postgres")]
             postgres: PgSettings::default(),
@@ -335,6 +338,15 @@ impl ConfigBuilder {
     /// `DB_SLOW_QUERY_MS`; default 100 ms; zero turns the slow-query log off.
     pub fn slow_query(mut self, threshold: Duration) -> Self {
         self.slow_query = threshold;
+        self
+    }
+
+    /// `DB_ALLOW_UNSAFE_SETTINGS`; default false: settings that can lose or corrupt data or
+    /// hang writers (`nolock=1` in the URI, `DB_SYNCHRONOUS=off`, `DB_BUSY_TIMEOUT_MS=0`,
+    /// PostgreSQL's `DB_LOCK_TIMEOUT_MS=0`) are refused with [`Error::Config`]. True accepts
+    /// them, each logged at WARN when the configuration is built.
+    pub fn allow_unsafe_settings(mut self, allow: bool) -> Self {
+        self.allow_unsafe_settings = allow;
         self
     }
 
@@ -636,6 +648,38 @@ impl ConfigBuilder {
         Ok((read, write))
     }
 
+    /// Refuses the SQLite settings that trade safety away, unless acknowledged
+    /// (`unsafe_settings.rs`). An in-memory database has no file to lose or lock.
+    fn check_unsafe_sqlite(&self, location: &crate::url::DatabaseLocation) -> Result<()> {
+        use super::unsafe_settings::{UnsafeSetting, check, uri_disables_locking};
+        let crate::url::DatabaseLocation::File { params, .. } = location else {
+            return Ok(());
+        };
+        let mut found = Vec::new();
+        if uri_disables_locking(params.as_deref()) {
+            found.push(UnsafeSetting {
+                var: "DATABASE_URL",
+                value: redact_password(&self.database_url),
+                cost: "nolock=1 turns SQLite's file locking off, so two writers corrupt the file",
+            });
+        }
+        if self.synchronous == Synchronous::Off {
+            found.push(UnsafeSetting {
+                var: "DB_SYNCHRONOUS",
+                value: "off".to_owned(),
+                cost: "a power loss or OS crash can lose commits or corrupt the file",
+            });
+        }
+        if self.busy_timeout.is_zero() {
+            found.push(UnsafeSetting {
+                var: "DB_BUSY_TIMEOUT_MS",
+                value: "0".to_owned(),
+                cost: "a write that meets another process's lock fails at once with Error::Busy",
+            });
+        }
+        check(found, self.allow_unsafe_settings)
+    }
+
     /// Validates every value and derives the pool sizes.
     ///
     /// # Errors
@@ -703,6 +747,7 @@ impl ConfigBuilder {
             ));
         }
         let health_thresholds = self.resolve_health()?;
+        self.check_unsafe_sqlite(&location)?;
         Ok(Config {
             location,
             database_url: self.database_url,

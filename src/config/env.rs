@@ -51,7 +51,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "DB_BUSY_TIMEOUT_MS",
         "5000",
-        "PRAGMA busy_timeout in ms (0..=3600000)",
+        "PRAGMA busy_timeout in ms (0..=3600000); 0 needs DB_ALLOW_UNSAFE_SETTINGS",
     ),
     (
         "DB_CACHE_SIZE_KIB",
@@ -91,7 +91,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "DB_SYNCHRONOUS",
         "full",
-        "PRAGMA synchronous: off, normal, full or extra",
+        "PRAGMA synchronous: normal, full or extra; off needs DB_ALLOW_UNSAFE_SETTINGS",
     ),
     (
         "DB_WAL_AUTOCHECKPOINT",
@@ -137,6 +137,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "DB_STABLE_QUERY_PLANS",
         "true",
         "SQLite's query planner stability guarantee on every connection: statements with a bound LIMIT or LIKE pattern are prepared once, not at every run",
+    ),
+    (
+        "DB_ALLOW_UNSAFE_SETTINGS",
+        "false",
+        "accept settings that can lose or corrupt data or hang writers (nolock=1 in the URI, DB_SYNCHRONOUS=off, DB_BUSY_TIMEOUT_MS=0, DB_LOCK_TIMEOUT_MS=0), each logged at WARN; refused with an error otherwise",
     ),
     (
         "DB_RUN_MIGRATIONS",
@@ -196,7 +201,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "DB_LOCK_TIMEOUT_MS",
         "5000",
-        "PostgreSQL only: lock_timeout in ms, 0 waits for ever (0..=86400000)",
+        "PostgreSQL only: lock_timeout in ms (0..=86400000); 0 waits for ever and needs DB_ALLOW_UNSAFE_SETTINGS",
     ),
     #[cfg(feature = "postgres")]
     (
@@ -512,6 +517,7 @@ impl ConfigBuilder {
                 })?)
             }
             "DB_RUN_MIGRATIONS" => self.run_migrations = v.boolean()?,
+            "DB_ALLOW_UNSAFE_SETTINGS" => self.allow_unsafe_settings = v.boolean()?,
             "DB_FOREIGN_KEYS" => self.foreign_keys = v.boolean()?,
             "DB_STABLE_QUERY_PLANS" => self.stable_query_plans = v.boolean()?,
             // Read by `cli::init_logging`; validated here too, so a typo is reported with the

@@ -10,6 +10,7 @@
 //! - `pg_tls.rs`: the `sslmode` a PostgreSQL URL gets off loopback (`DB_PG_TLS`).
 //! - `secret_file.rs`: `DATABASE_URL_FILE` and `DATABASE_READ_URL_FILE`, the URLs read from
 //!   secret files.
+//! - `unsafe_settings.rs`: settings refused unless acknowledged (`DB_ALLOW_UNSAFE_SETTINGS`).
 //! - `thresholds.rs`: the health thresholds configuration parses ([`HealthThresholds`]).
 //! - `migrations.rs`: the migrations run at open; `hook.rs`: the application's own setup of
 //!   each new connection.
@@ -25,6 +26,7 @@ mod postgres;
 mod secret_file;
 mod settings;
 mod thresholds;
+mod unsafe_settings;
 
 pub use builder::ConfigBuilder;
 pub use env::ENV_VARS;

@@ -121,7 +121,7 @@ impl PgConfig {
         self.statement_timeout
     }
 
-    /// `DB_LOCK_TIMEOUT_MS` (zero: wait for ever).
+    /// `DB_LOCK_TIMEOUT_MS` (zero, only with `DB_ALLOW_UNSAFE_SETTINGS`: wait for ever).
     pub fn lock_timeout(&self) -> Duration {
         self.lock_timeout
     }
@@ -246,7 +246,8 @@ impl ConfigBuilder {
     }
 
     /// `DB_LOCK_TIMEOUT_MS` on PostgreSQL: how long a statement waits for a lock before it
-    /// fails with [`Error::Busy`]; default 5 s (SQLite's busy timeout); zero waits for ever.
+    /// fails with [`Error::Busy`]; default 5 s (SQLite's busy timeout); zero waits for ever
+    /// and is refused unless [`ConfigBuilder::allow_unsafe_settings`].
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.postgres.lock_timeout = timeout;
         self
@@ -358,6 +359,17 @@ impl ConfigBuilder {
                     "accepted: 0 (none) to 86400000 milliseconds",
                 ));
             }
+        }
+        if self.postgres.lock_timeout.is_zero() {
+            use super::unsafe_settings::{UnsafeSetting, check};
+            check(
+                vec![UnsafeSetting {
+                    var: "DB_LOCK_TIMEOUT_MS",
+                    value: "0".to_owned(),
+                    cost: "a write waits for a lock for ever instead of failing with Error::Busy",
+                }],
+                self.allow_unsafe_settings,
+            )?;
         }
         if self.postgres.max_replica_lag.is_zero()
             || self.postgres.max_replica_lag > Duration::from_secs(86_400)

@@ -164,6 +164,31 @@ fn connection_error(config: &PgConfig, url: &str, error: impl std::fmt::Display)
     )
 }
 
+/// The statement that makes the server report a statement timeout (SQLSTATE 57014) at once.
+const TIMEOUT_PROBE: &str = "BEGIN; SET LOCAL statement_timeout = 1; SELECT pg_sleep(0.05)";
+
+/// Checks once at open that this server's lock and statement timeouts map to
+/// [`Error::Busy`]. diesel 2.3 does not expose the SQLSTATE (55P03, 57014), so they are
+/// recognised by PostgreSQL's English messages; a server whose `lc_messages` translates them
+/// would turn them into [`Error::Database`]. The probe (a 1 ms statement timeout) finds that
+/// out and logs it at WARN with the fix.
+fn check_busy_messages(conn: &mut PgConnection) {
+    let probe = conn.batch_execute(TIMEOUT_PROBE);
+    if let Err(error) = conn.batch_execute("ROLLBACK") {
+        tracing::warn!(error = %error, "Database rollback after the timeout probe failed");
+    }
+    if let Err(error) = probe {
+        if !crate::error::is_busy_error(&error) {
+            tracing::warn!(
+                message = %error,
+                "Database server's timeout messages are not recognised (its lc_messages is not \
+                 English): lock and statement timeouts will be Error::Database, not Error::Busy; \
+                 set lc_messages = 'C' for litedal's role (ALTER ROLE ... SET lc_messages = 'C')"
+            );
+        }
+    }
+}
+
 impl PgDatabase {
     /// Connects to the server, runs the pending PostgreSQL migrations (holding litedal's write
     /// lock, so processes opening at once do not race), and builds the pools.
@@ -188,6 +213,7 @@ impl PgDatabase {
         // with libpq's reason, not at the first query after the pool timeout.
         let mut conn = <PgConnection as diesel::Connection>::establish(config.url())
             .map_err(|e| connection_error(&config, config.url(), e))?;
+        check_busy_messages(&mut conn);
         if config.run_migrations() {
             if let Some(migrations) = config.migrations() {
                 conn.batch_execute(&format!("SELECT pg_advisory_lock({WRITE_LOCK_KEY})"))?;
