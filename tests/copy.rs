@@ -266,3 +266,87 @@ fn a_killed_copy_continues_with_resume_and_a_plain_rerun_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn copy_takes_urls_from_environment_variables_and_files_and_warns_about_passwords_in_argv() {
+    let Some(cluster) = PgCluster::start_or_skip("copy: url forms").unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = sqlite_with_users(dir.path(), "source.db", 50);
+    // The test cluster trusts loopback, so the password is ignored there, but it is in the
+    // URL as a deployment's would be.
+    let pg = cluster.create_database("url_forms").unwrap().replacen(
+        "postgres@",
+        "postgres:Zq7-secret@",
+        1,
+    );
+    assert!(pg.contains("Zq7-secret@"), "{pg}");
+    let source_file = dir.path().join("source-url");
+    std::fs::write(&source_file, format!("{source}\n")).unwrap();
+    let litedal = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_litedal"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("DATABASE_URL")
+            .env("LITEDAL_TEST_COPY_TO", &pg)
+            .output()
+            .unwrap()
+    };
+    let shown = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    let file = source_file.display().to_string();
+    let out = litedal(&[
+        "copy",
+        "--from-file",
+        &file,
+        "--to-env",
+        "LITEDAL_TEST_COPY_TO",
+    ]);
+    let text = shown(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("ok        users: 50 rows / 50 rows"),
+        "{text}"
+    );
+    assert!(!text.contains("Zq7"), "{text}");
+    assert!(!text.contains("password on the command line"), "{text}");
+
+    // The password in argv works, and is warned about (without showing it).
+    let out = litedal(&["copy", "--from", &source, "--to", &pg, "--verify"]);
+    let text = shown(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("password on the command line"), "{text}");
+    assert!(!text.contains("Zq7"), "{text}");
+
+    // One form of each is required; a variable that is not set is named.
+    let out = litedal(&["copy", "--to-env", "LITEDAL_TEST_COPY_TO"]);
+    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+    assert!(shown(&out).contains("--from-env"), "{}", shown(&out));
+    let out = litedal(&["copy", "--from", &source, "--to-env", "LITEDAL_TEST_UNSET"]);
+    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+    assert!(
+        shown(&out).contains("LITEDAL_TEST_UNSET"),
+        "{}",
+        shown(&out)
+    );
+    let out = litedal(&["copy", "--from", &source, "--from-file", &file, "--to", &pg]);
+    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+
+    let help = shown(&litedal(&["copy", "--help"]));
+    for says in [
+        "--from-env",
+        "--from-file",
+        "--to-env",
+        "--to-file",
+        "process list",
+    ] {
+        assert!(help.contains(says), "{says}: {help}");
+    }
+}

@@ -116,16 +116,33 @@ enum Command {
     },
 }
 
-/// The arguments of `copy`.
+/// The arguments of `copy`. A URL with a password on the command line can be read by every
+/// user of the machine (`ps`, `/proc/<pid>/cmdline`): give it in an environment variable
+/// (`--from-env`, `--to-env`) or a file (`--from-file`, `--to-file`) instead.
 #[cfg(feature = "postgres")]
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["from", "from_env", "from_file"])))]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["to", "to_env", "to_file"])))]
 struct CopyArgs {
-    /// The source's URL (sqlite://..., a path, or postgres://...).
+    /// The source's URL (sqlite://..., a path, or postgres://...). Visible to every user in
+    /// the process list: a URL with a password belongs in --from-env or --from-file.
     #[arg(long)]
-    from: String,
-    /// The destination's URL.
+    from: Option<String>,
+    /// The name of an environment variable holding the source's URL.
+    #[arg(long, value_name = "VAR")]
+    from_env: Option<String>,
+    /// A file holding the source's URL (trimmed; warned about when others can read it).
+    #[arg(long, value_name = "PATH")]
+    from_file: Option<PathBuf>,
+    /// The destination's URL. As --from: a password belongs in --to-env or --to-file.
     #[arg(long)]
-    to: String,
+    to: Option<String>,
+    /// The name of an environment variable holding the destination's URL.
+    #[arg(long, value_name = "VAR")]
+    to_env: Option<String>,
+    /// A file holding the destination's URL.
+    #[arg(long, value_name = "PATH")]
+    to_file: Option<PathBuf>,
     /// Add to a destination that has rows (by default a non-empty table is refused).
     #[arg(long, conflicts_with = "resume")]
     append: bool,
@@ -258,15 +275,61 @@ fn copy(args: CopyArgs, migrations: Option<&'static EmbeddedMigrations>) -> comm
         (_, true) => crate::copy::CopyMode::Resume,
         _ => crate::copy::CopyMode::Fresh,
     };
+    let from = copy_url("--from", args.from, args.from_env, args.from_file)?;
+    let to = copy_url("--to", args.to, args.to_env, args.to_file)?;
     postgres::copy(
-        &args.from,
-        &args.to,
+        &from,
+        &to,
         mode,
         args.verify,
         args.batch_rows,
         args.migrations_dir,
         migrations,
     )
+}
+
+/// A URL of `copy` from its argument, the environment variable it names, or the file it
+/// names. A password given as the argument itself is warned about (the process list shows it).
+#[cfg(feature = "postgres")]
+fn copy_url(
+    flag: &'static str,
+    url: Option<String>,
+    env: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<String, common::Failure> {
+    if let Some(url) = url {
+        if crate::url::redact_password(&url) != url {
+            tracing::warn!(
+                argument = flag,
+                "Database URL with a password on the command line: every user of the machine \
+                 can read it in the process list; use {flag}-env or {flag}-file"
+            );
+        }
+        return Ok(url);
+    }
+    if let Some(var) = env {
+        return match std::env::var(&var) {
+            Ok(url) if !url.trim().is_empty() => Ok(url.trim().to_owned()),
+            _ => Err(common::Failure::new(
+                format!("{flag}-env {var}: the variable is not set, is empty or is not UTF-8"),
+                2,
+            )),
+        };
+    }
+    match file {
+        Some(path) => Ok(crate::config::read_secret_file(
+            if flag == "--from" {
+                "--from-file"
+            } else {
+                "--to-file"
+            },
+            &path,
+        )?),
+        None => Err(common::Failure::new(
+            format!("{flag}, {flag}-env or {flag}-file is required"),
+            2,
+        )),
+    }
 }
 
 fn exit(result: common::CmdResult) -> ExitCode {
