@@ -36,7 +36,7 @@ pub use migrations::Migrations;
 pub use pg_tls::PgTls;
 #[cfg(feature = "postgres")]
 pub use postgres::{AnyConfig, PgConfig};
-#[cfg(feature = "cli")]
+#[cfg(all(feature = "cli", feature = "postgres"))]
 pub(crate) use secret_file::read_secret_file;
 pub use settings::Config;
 pub use thresholds::{HealthThresholds, Limits};
