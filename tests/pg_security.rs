@@ -56,7 +56,14 @@ fn a_transaction_postgres_aborted_returns_the_failed_statement_and_writes_nothin
         return;
     };
     let url = cluster.create_database("aborted").unwrap();
+    let logs = logs();
     let db = open_pg(&[("DATABASE_URL", &url), ("DB_POOL_SIZE", "2")]).unwrap();
+    // The open's probe found this server's timeout messages recognisable (Error::Busy).
+    assert!(
+        !logs.text().contains("timeout messages are not recognised"),
+        "{}",
+        logs.text()
+    );
     db.transaction(|conn| {
         diesel::insert_into(users::table)
             .values(&NewUser::new("a", "a@x.example"))

@@ -140,6 +140,32 @@ mod tests {
         assert!(Config::from_vars([("DATABASE_URL", nolock_off.as_str())]).is_ok());
     }
 
+    #[test]
+    fn immutable_on_a_database_litedal_writes_is_refused_at_open_acknowledged_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        drop(
+            crate::Database::open(
+                Config::from_vars([("DATABASE_URL", path.to_str().unwrap())]).unwrap(),
+            )
+            .unwrap(),
+        );
+        for acknowledged in ["false", "true"] {
+            let url = format!("file:{}?immutable=1", path.display());
+            let config = Config::from_vars([
+                ("DATABASE_URL", url.as_str()),
+                ("DB_ALLOW_UNSAFE_SETTINGS", acknowledged),
+            ])
+            .unwrap();
+            match crate::Database::open(config) {
+                Err(Error::ReadOnly { message }) => {
+                    assert!(message.contains("immutable=1"), "{message}")
+                }
+                other => panic!("immutable=1 must be refused: {other:?}"),
+            }
+        }
+    }
+
     #[cfg(feature = "postgres")]
     #[test]
     fn a_postgres_lock_timeout_of_zero_is_refused_unless_acknowledged() {
