@@ -339,6 +339,29 @@ fn copy_takes_urls_from_environment_variables_and_files_and_warns_about_password
     let out = litedal(&["copy", "--from", &source, "--from-file", &file, "--to", &pg]);
     assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
 
+    // A destination that is not loopback by name gets TLS required, as DATABASE_URL does:
+    // this server offers none, so the copy is refused instead of going in clear.
+    let remote = pg.replacen("@127.0.0.1:", "@db.test:", 1) + "?hostaddr=127.0.0.1";
+    assert!(remote.contains("@db.test:"), "{remote}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_litedal"))
+        .args([
+            "copy",
+            "--from",
+            &source,
+            "--to-env",
+            "LITEDAL_TEST_REMOTE",
+            "--verify",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DATABASE_URL")
+        .env("LITEDAL_TEST_REMOTE", &remote)
+        .output()
+        .unwrap();
+    let text = shown(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("does not support SSL"), "{text}");
+    assert!(!text.contains("Zq7"), "{text}");
+
     let help = shown(&litedal(&["copy", "--help"]));
     for says in [
         "--from-env",

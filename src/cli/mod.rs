@@ -277,6 +277,10 @@ fn copy(args: CopyArgs, migrations: Option<&'static EmbeddedMigrations>) -> comm
     };
     let from = copy_url("--from", args.from, args.from_env, args.from_file)?;
     let to = copy_url("--to", args.to, args.to_env, args.to_file)?;
+    let (from, to) = (
+        crate::config::secure_copy_url("--from", &from)?,
+        crate::config::secure_copy_url("--to", &to)?,
+    );
     postgres::copy(
         &from,
         &to,

@@ -34,6 +34,8 @@ pub use hook::{ConnectHook, ConnectionHook};
 pub use migrations::Migrations;
 #[cfg(feature = "postgres")]
 pub use pg_tls::PgTls;
+#[cfg(all(feature = "cli", feature = "postgres"))]
+pub(crate) use pg_tls::secure_copy_url;
 #[cfg(feature = "postgres")]
 pub use postgres::{AnyConfig, PgConfig};
 #[cfg(all(feature = "cli", feature = "postgres"))]

@@ -197,6 +197,35 @@ pub(crate) fn secure_url(
     }
 }
 
+/// A PostgreSQL URL of `litedal copy` (named by its flag) as libpq gets it: the rule of
+/// [`secure_url`], with `DB_PG_TLS` from the environment; the decision is logged. Other URLs
+/// are returned as given.
+///
+/// # Errors
+///
+/// [`Error::Config`] for a bad `DB_PG_TLS` or `sslmode`.
+#[cfg(feature = "cli")]
+pub(crate) fn secure_copy_url(flag: &'static str, url: &str) -> Result<String> {
+    if !crate::url::is_postgres_url(url) {
+        return Ok(url.to_owned());
+    }
+    let tls = match std::env::var("DB_PG_TLS") {
+        Ok(value) => PgTls::parse(value.trim()).ok_or_else(|| {
+            Error::config(
+                "DB_PG_TLS",
+                value.clone(),
+                format!("accepted (any case): {}", PgTls::KEYWORDS.join(", ")),
+            )
+        })?,
+        Err(_) => PgTls::default(),
+    };
+    let (secured, note) = secure_url(flag, url, tls, &LibpqEnv::from_process())?;
+    if let Some(note) = note {
+        note.log();
+    }
+    Ok(secured)
+}
+
 /// What the decision needs from a `postgres://` URL.
 #[derive(Debug, Default)]
 struct UrlParts {
