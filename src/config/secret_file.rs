@@ -88,6 +88,42 @@ mod tests {
             read_secret_file("DATABASE_URL_FILE", &path).unwrap(),
             "postgres://app:pw@db/app"
         );
+        // Through the environment: the file stands in for its variable; both is an error.
+        let builder =
+            crate::ConfigBuilder::from_vars([("DATABASE_URL_FILE", path.as_os_str())]).unwrap();
+        assert_eq!(builder.database_url, "postgres://app:pw@db/app");
+        match crate::ConfigBuilder::from_vars([
+            ("DATABASE_URL", std::ffi::OsStr::new("sqlite://x.db")),
+            ("DATABASE_URL_FILE", path.as_os_str()),
+        ]) {
+            Err(Error::Config { var, reason, .. }) => {
+                assert_eq!(var, "DATABASE_URL_FILE");
+                assert!(reason.contains("DATABASE_URL is set as well"), "{reason}");
+            }
+            other => panic!("both forms must be refused: {other:?}"),
+        }
+        #[cfg(feature = "postgres")]
+        {
+            let builder =
+                crate::ConfigBuilder::from_vars([("DATABASE_READ_URL_FILE", path.as_os_str())])
+                    .unwrap();
+            assert_eq!(
+                builder.postgres.read_url.as_deref(),
+                Some("postgres://app:pw@db/app")
+            );
+            assert!(matches!(
+                crate::ConfigBuilder::from_vars([
+                    ("DATABASE_READ_URL", std::ffi::OsStr::new("postgres://h/db")),
+                    ("DATABASE_READ_URL_FILE", path.as_os_str()),
+                ]),
+                Err(Error::Config {
+                    var: "DATABASE_READ_URL_FILE",
+                    ..
+                })
+            ));
+            // Never in Debug.
+            assert!(!format!("{builder:?}").contains(":pw@"), "{builder:?}");
+        }
         let empty = dir.path().join("empty");
         std::fs::write(&empty, " \n").unwrap();
         let missing = dir.path().join("missing");
