@@ -299,3 +299,57 @@ fn a_taken_address_is_a_clear_error() {
         other => panic!("expected Error::Metrics, got {other:?}"),
     }
 }
+
+/// D1: writes that time out queued on the write gate (no statement ran for them) are busy
+/// errors of the write pool, in `connection_stats()` and in the `/metrics` text.
+#[test]
+fn write_gate_timeouts_count_as_busy_errors() {
+    const TIMEOUTS: u64 = 5;
+    let test_db =
+        litedal::example::test_db_with(|b| b.busy_timeout(Duration::from_millis(40))).unwrap();
+    let db = test_db.db().clone();
+    let before = db.connection_stats();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let db = db.clone();
+        thread::spawn(move || {
+            db.transaction(|_conn| {
+                held_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                Ok(())
+            })
+        })
+    };
+    held_rx.recv().unwrap();
+    for _ in 0..TIMEOUTS {
+        let result = db.transaction(|_conn| Ok(()));
+        assert!(matches!(result, Err(litedal::Error::Busy)), "{result:?}");
+    }
+    release_tx.send(()).unwrap();
+    holder.join().unwrap().unwrap();
+
+    let busy = |stats: &ConnectionStats| {
+        let write = stats
+            .pools
+            .iter()
+            .find(|p| p.pool == litedal::PoolName::Write)
+            .unwrap();
+        (write.queries.busy_errors, stats.total.queries.busy_errors)
+    };
+    let (write_before, total_before) = busy(&before);
+    let after = db.connection_stats();
+    assert_eq!(
+        busy(&after),
+        (write_before + TIMEOUTS, total_before + TIMEOUTS)
+    );
+    let scrape = parse_metrics(&db.render_metrics().unwrap());
+    assert_eq!(
+        value(
+            &scrape,
+            "litedal_query_busy_errors_total",
+            &[("pool", "write")]
+        ),
+        (write_before + TIMEOUTS) as f64
+    );
+}

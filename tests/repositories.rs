@@ -605,3 +605,24 @@ fn models_serialize_for_apis() {
         .unwrap();
     assert_eq!(count, 5);
 }
+
+/// D5: a post for a missing author says what failed once, not SQLite's words after litedal's.
+#[test]
+fn foreign_key_error_message_says_it_once() {
+    let db = litedal::example::test_db().unwrap();
+    let orphan = NewPost {
+        user_id: UserId(4242),
+        title: "orphan",
+        body: "",
+        published: true,
+    };
+    let err = Posts::insert(db.db(), &orphan).unwrap_err();
+    assert!(matches!(err, Error::ForeignKey { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "foreign key constraint failed");
+    let err = Posts::batch_insert(db.db(), &[orphan]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "foreign key constraint failed in batch statement 1 of 1 (rows 0..1); \
+         the whole batch was rolled back"
+    );
+}
