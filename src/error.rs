@@ -484,13 +484,18 @@ fn is_locked_message(message: &str) -> bool {
 }
 
 /// What a constraint error names: the name diesel found, else what follows SQLite's
-/// "... constraint failed: " (`users.email`), else the whole message.
+/// "... constraint failed: " (`users.email`; for a unique index on an expression SQLite says
+/// `index 'name'`, which becomes `name`, as PostgreSQL names such a key), else the whole
+/// message.
 fn named(name: Option<&str>, message: String) -> String {
     name.map(str::to_owned)
         .or_else(|| {
-            message
-                .split_once("failed: ")
-                .map(|(_, rest)| rest.to_owned())
+            message.split_once("failed: ").map(|(_, rest)| {
+                rest.strip_prefix("index '")
+                    .and_then(|index| index.strip_suffix('\''))
+                    .unwrap_or(rest)
+                    .to_owned()
+            })
         })
         .unwrap_or(message)
 }
@@ -622,6 +627,17 @@ mod tests {
             "canceling statement due to lock timeout"
         ));
         assert!(!is_pg_timeout_message("syntax error at or near"));
+    }
+
+    #[test]
+    fn an_expression_index_is_named_as_on_postgres() {
+        match Error::from(db_error(
+            DatabaseErrorKind::UniqueViolation,
+            "UNIQUE constraint failed: index 'users_email_lower_key'",
+        )) {
+            Error::Conflict { constraint, .. } => assert_eq!(constraint, "users_email_lower_key"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
