@@ -272,7 +272,7 @@ fn the_endpoint_stops_when_the_last_database_clone_is_dropped() {
     // A clone still holds the database: still serving.
     assert_eq!(http_get(addr, "/metrics").0, 200);
     drop(clone);
-    // The thread was joined; the listener closes as tiny_http's accept thread ends.
+    // The accepting thread was joined and its listener closed.
     let mut freed = false;
     for _ in 0..100 {
         if TcpListener::bind(addr).is_ok() {

@@ -27,4 +27,5 @@ pub use migrations::Migrations;
 #[cfg(feature = "postgres")]
 pub use postgres::{AnyConfig, PgConfig};
 pub use settings::Config;
+pub(crate) use settings::MetricsToken;
 pub use thresholds::{HealthThresholds, Limits};
