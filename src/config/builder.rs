@@ -703,6 +703,28 @@ impl ConfigBuilder {
     }
 }
 
+/// A metrics token is a secret worth the name: long enough not to be guessed, and what an
+/// HTTP header can carry.
+///
+/// # Errors
+///
+/// [`Error::Config`] naming `DB_METRICS_TOKEN` (never showing the value) otherwise.
+fn check_metrics_token(
+    token: Option<super::settings::MetricsToken>,
+) -> Result<Option<super::settings::MetricsToken>> {
+    if let Some(t) = &token {
+        let printable = t.0.bytes().all(|b| b.is_ascii_graphic());
+        if !(16..=4096).contains(&t.0.len()) || !printable {
+            return Err(Error::config(
+                "DB_METRICS_TOKEN",
+                "<redacted>",
+                "accepted: 16 to 4096 printable ASCII characters without spaces",
+            ));
+        }
+    }
+    Ok(token)
+}
+
 #[cfg(test)]
 mod tests {
     use std::ffi::OsString;
@@ -794,26 +816,4 @@ mod tests {
             })
         ));
     }
-}
-
-/// A metrics token is a secret worth the name: long enough not to be guessed, and what an
-/// HTTP header can carry.
-///
-/// # Errors
-///
-/// [`Error::Config`] naming `DB_METRICS_TOKEN` (never showing the value) otherwise.
-fn check_metrics_token(
-    token: Option<super::settings::MetricsToken>,
-) -> Result<Option<super::settings::MetricsToken>> {
-    if let Some(t) = &token {
-        let printable = t.0.bytes().all(|b| b.is_ascii_graphic());
-        if !(16..=4096).contains(&t.0.len()) || !printable {
-            return Err(Error::config(
-                "DB_METRICS_TOKEN",
-                "<redacted>",
-                "accepted: 16 to 4096 printable ASCII characters without spaces",
-            ));
-        }
-    }
-    Ok(token)
 }
