@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use super::Database;
 use super::observer::Observer;
 use crate::error::{Error, Result};
 
@@ -83,13 +82,5 @@ impl WriteContext {
     /// Writes that timed out on the gate so far.
     pub(crate) fn gate_timeouts(&self) -> u64 {
         self.gate_timeouts.load(Ordering::Relaxed)
-    }
-}
-
-impl Database {
-    /// Writes of this database that got [`Error::Busy`] waiting on the write gate (counted
-    /// by the statistics as busy errors of the write pool).
-    pub(crate) fn write_gate_timeouts(&self) -> u64 {
-        self.inner.writes.gate_timeouts()
     }
 }
