@@ -15,12 +15,20 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /users` `{name, email}` | 201 and the user; 409 for a taken email; 400 for bad input |
+//! | `POST /users` `{name, email}` | 201 and the user; 409 for a taken email (in any letter case); 400 for bad input |
 //! | `GET /users/{id}` | 200 and the user; 404 |
 //! | `POST /users/{id}/posts` `{title, body, published?}` | 201 and the post; 404 for a missing user |
 //! | `GET /users/{id}/posts?limit=N&cursor=TOKEN` | 200 and `{items, next}`: newest first, `next` is the token of the next page or `null` |
 //! | `GET /metrics` | the database's metrics, Prometheus text format 0.0.4 |
 //! | `GET /health` | the health report as JSON; 200, or 503 when unhealthy |
+//!
+//! Every error is a JSON body `{"error": "..."}`. A body that is not valid JSON, or JSON with a
+//! missing field or a wrong type, is a 400 like any other bad input; a body over
+//! [`BODY_LIMIT`] is a 413, and a body that is not `Content-Type: application/json` a 415.
+//!
+//! It stops on Ctrl-C (SIGINT) and on SIGTERM (what process managers and container runtimes
+//! send): it stops accepting connections, lets the requests in flight finish, closes the
+//! database and exits 0.
 //!
 //! Environment: `DATABASE_URL` and the `DB_*` variables of litedal, `WEB_ADDR` (default
 //! `127.0.0.1:3000`), `RUST_LOG` (default `info`). tests/web.rs serves [`router`] over real
@@ -30,7 +38,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -44,6 +52,10 @@ use litedal::paging::decode_cursor;
 use litedal::{ConfigBuilder, Database, DbTimestamp, Error, Limit, Page};
 use serde::{Deserialize, Serialize};
 
+/// The largest request body read: a post of 10,000 characters of up to 4 bytes each, its
+/// title and the JSON around them fit; anything larger is a 413 before it is buffered.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
 /// The application's routes, with `/metrics` and `/health` mounted beside them.
 pub fn router(db: Database) -> Router {
     Router::new()
@@ -52,6 +64,7 @@ pub fn router(db: Database) -> Router {
         .route("/users/{id}/posts", get(list_posts).post(create_post))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(db)
 }
 
@@ -60,8 +73,14 @@ pub fn router(db: Database) -> Router {
 pub enum ApiError {
     /// An error of litedal (or of the handler's own validation, as `Error::InvalidInput`).
     Db(Error),
-    /// A body, path or query string that axum could not read.
-    BadRequest(String),
+    /// A body, path or query string that axum could not read, with the status that says why
+    /// (413 too large, 415 not JSON, 400 otherwise).
+    Rejected {
+        /// The status of the response.
+        status: StatusCode,
+        /// What was wrong, as axum words it.
+        message: String,
+    },
 }
 
 impl From<Error> for ApiError {
@@ -70,21 +89,34 @@ impl From<Error> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A rejection of axum with its own status, except that JSON of the wrong shape (axum's
+    /// 422) is a 400 like every other bad input of this API, the handlers' own checks included.
+    fn rejected(status: StatusCode, message: String) -> ApiError {
+        let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+            StatusCode::BAD_REQUEST
+        } else {
+            status
+        };
+        ApiError::Rejected { status, message }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
+        ApiError::rejected(rejection.status(), rejection.body_text())
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
+        ApiError::rejected(rejection.status(), rejection.body_text())
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
+        ApiError::rejected(rejection.status(), rejection.body_text())
     }
 }
 
@@ -109,7 +141,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match &self {
             ApiError::Db(error) => (status_of(error), error.report().to_string()),
-            ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
+            ApiError::Rejected { status, message } => (*status, message.clone()),
         };
         if status.is_server_error() {
             tracing::error!(%status, error = %message, "request failed");
@@ -325,7 +357,36 @@ async fn health(State(db): State<Database>) -> ApiResult<Response> {
     Ok((status, Json(report)).into_response())
 }
 
-/// Opens the database (before the runtime starts: opening blocks) and serves until Ctrl-C.
+/// Listens for Ctrl-C (SIGINT) and SIGTERM from now on (so a signal sent as soon as the
+/// "serving" line is out is not lost), and returns what resolves on the first of them.
+/// Must be called inside the runtime.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|e| format!("listening for {name}: {e}"))
+    };
+    let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
+    let mut terminate = listen(SignalKind::terminate(), "SIGTERM")?;
+    Ok(async move {
+        let signal = std::future::poll_fn(|cx| {
+            if interrupt.poll_recv(cx).is_ready() {
+                std::task::Poll::Ready("SIGINT")
+            } else if terminate.poll_recv(cx).is_ready() {
+                std::task::Poll::Ready("SIGTERM")
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        tracing::info!(
+            signal,
+            "shutting down: no new connections, finishing the requests in flight"
+        );
+    })
+}
+
+/// Opens the database (before the runtime starts: opening blocks) and serves until Ctrl-C or
+/// SIGTERM, then lets the requests in flight finish.
 #[allow(dead_code)] // tests/web.rs includes this file for `router`.
 fn run() -> Result<(), String> {
     let mut config = ConfigBuilder::from_env()
@@ -348,18 +409,20 @@ fn run() -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| format!("listening on {addr}: {e}"))?;
+        let stop = shutdown_signal()?;
+        // The bound address, so that `WEB_ADDR=127.0.0.1:0` says which port it got.
+        let bound = listener.local_addr().unwrap_or(addr);
         tracing::info!(
-            addr = %addr,
+            addr = %bound,
             database = %db.location().to_url(),
             "serving the web example"
         );
         axum::serve(listener, router(db))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-                tracing::info!("shutting down");
-            })
+            .with_graceful_shutdown(stop)
             .await
-            .map_err(|e| format!("serving on {addr}: {e}"))
+            .map_err(|e| format!("serving on {addr}: {e}"))?;
+        tracing::info!("stopped: every request answered");
+        Ok::<(), String>(())
     })
 }
 

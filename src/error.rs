@@ -82,9 +82,14 @@ pub enum Error {
     },
 
     /// A FOREIGN KEY constraint failed (e.g. a post for a user that does not exist).
-    #[error("foreign key constraint failed: {message}{}", chunk_suffix(chunk))]
+    #[error(
+        "foreign key constraint failed{}{}",
+        detail("foreign key", message),
+        chunk_suffix(chunk)
+    )]
     ForeignKey {
-        /// SQLite's message.
+        /// The engine's message: SQLite's is only "FOREIGN KEY constraint failed", which the
+        /// error's text does not repeat; PostgreSQL's names the table and constraint.
         message: String,
         /// The statement of a batch insert that failed, if it was one.
         chunk: Option<BatchChunk>,
@@ -100,7 +105,11 @@ pub enum Error {
     },
 
     /// A CHECK constraint failed.
-    #[error("check constraint failed: {message}{}", chunk_suffix(chunk))]
+    #[error(
+        "check constraint failed{}{}",
+        detail("check", message),
+        chunk_suffix(chunk)
+    )]
     Check {
         /// SQLite's message, which names the constraint.
         message: String,
@@ -327,6 +336,23 @@ impl std::fmt::Display for BatchChunk {
     }
 }
 
+/// What a constraint message adds to "`kind` constraint failed", as ": what" (empty when it
+/// adds nothing): SQLite's messages start with those very words ("FOREIGN KEY constraint
+/// failed", "CHECK constraint failed: name"), which the error's text already says.
+fn detail(kind: &str, message: &str) -> String {
+    let lead = format!("{kind} constraint failed");
+    let rest = match message.get(..lead.len()) {
+        Some(head) if head.eq_ignore_ascii_case(&lead) => &message[lead.len()..],
+        _ => message,
+    };
+    let rest = rest.trim_start_matches(':').trim();
+    if rest.is_empty() {
+        String::new()
+    } else {
+        format!(": {rest}")
+    }
+}
+
 fn chunk_suffix(chunk: &Option<BatchChunk>) -> String {
     chunk
         .as_ref()
@@ -461,13 +487,18 @@ fn is_locked_message(message: &str) -> bool {
 }
 
 /// What a constraint error names: the name diesel found, else what follows SQLite's
-/// "... constraint failed: " (`users.email`), else the whole message.
+/// "... constraint failed: " (`users.email`; for a unique index on an expression SQLite says
+/// `index 'name'`, which becomes `name`, as PostgreSQL names such a key), else the whole
+/// message.
 fn named(name: Option<&str>, message: String) -> String {
     name.map(str::to_owned)
         .or_else(|| {
-            message
-                .split_once("failed: ")
-                .map(|(_, rest)| rest.to_owned())
+            message.split_once("failed: ").map(|(_, rest)| {
+                rest.strip_prefix("index '")
+                    .and_then(|index| index.strip_suffix('\''))
+                    .unwrap_or(rest)
+                    .to_owned()
+            })
         })
         .unwrap_or(message)
 }
@@ -599,6 +630,39 @@ mod tests {
             "canceling statement due to lock timeout"
         ));
         assert!(!is_pg_timeout_message("syntax error at or near"));
+    }
+
+    #[test]
+    fn an_expression_index_is_named_as_on_postgres() {
+        match Error::from(db_error(
+            DatabaseErrorKind::UniqueViolation,
+            "UNIQUE constraint failed: index 'users_email_lower_key'",
+        )) {
+            Error::Conflict { constraint, .. } => assert_eq!(constraint, "users_email_lower_key"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn constraint_messages_do_not_repeat_themselves() {
+        let sqlite = Error::from(db_error(
+            DatabaseErrorKind::ForeignKeyViolation,
+            "FOREIGN KEY constraint failed",
+        ));
+        assert_eq!(sqlite.to_string(), "foreign key constraint failed");
+        let postgres = Error::from(db_error(
+            DatabaseErrorKind::ForeignKeyViolation,
+            r#"insert or update on table "posts" violates foreign key constraint "posts_user_id_fkey""#,
+        ));
+        assert_eq!(
+            postgres.to_string(),
+            r#"foreign key constraint failed: insert or update on table "posts" violates foreign key constraint "posts_user_id_fkey""#
+        );
+        let check = Error::from(db_error(
+            DatabaseErrorKind::CheckViolation,
+            "CHECK constraint failed: name_not_empty",
+        ));
+        assert_eq!(check.to_string(), "check constraint failed: name_not_empty");
     }
 
     #[test]

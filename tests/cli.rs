@@ -55,7 +55,7 @@ fn migrate_runs_pending_migrations_and_lists_applied_ones() {
     let out = litedal(&db, &[], &["migrate"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("applied 3 pending migration(s)"), "{text}");
+    assert!(text.contains("applied 4 pending migration(s)"), "{text}");
     assert!(text.contains("2026-11-29-000001_create_users"), "{text}");
     assert!(text.contains("2026-11-29-000002_create_posts"), "{text}");
     assert!(db.exists());

@@ -645,7 +645,7 @@ fn migrations_revert_and_reapply() {
     let mut conn = db.write_connection().unwrap();
     let migrations = litedal::Migrations(&litedal::example::MIGRATIONS);
     let reverted = conn.revert_all_migrations(migrations).unwrap();
-    assert_eq!(reverted.len(), 3);
+    assert_eq!(reverted.len(), 4);
     let tables = |conn: &mut SqliteConnection| {
         diesel::sql_query(
             "SELECT count(*) AS value FROM sqlite_master WHERE name IN ('users', 'posts')",
@@ -656,6 +656,6 @@ fn migrations_revert_and_reapply() {
     };
     assert_eq!(tables(&mut conn), 0);
     assert!(conn.has_pending_migration(migrations).unwrap());
-    assert_eq!(conn.run_pending_migrations(migrations).unwrap().len(), 3);
+    assert_eq!(conn.run_pending_migrations(migrations).unwrap().len(), 4);
     assert_eq!(tables(&mut conn), 2);
 }

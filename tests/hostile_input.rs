@@ -420,19 +420,34 @@ fn hostile_strings_round_trip_exactly() {
         String::new(),
         megabyte,
     ];
+    let mut stored = 0;
     for (i, value) in values.iter().enumerate() {
         let email = format!("{value}#{i}@x.example");
-        let user = Users::insert(db.db(), &NewUser::new(value, &email)).unwrap();
-        let back = Users::find(db.db(), user.id).unwrap().unwrap();
-        assert_eq!(&back.name, value, "case {i}");
-        assert_eq!(back.email, email, "case {i}");
-        assert_eq!(
-            Users::find_by_email(db.db(), &email).unwrap().map(|u| u.id),
-            Some(user.id),
-            "case {i}"
-        );
+        // Names and emails with control characters (NUL, line breaks) or no text are refused
+        // before anything is written; everything else is stored exactly (emails lowercased).
+        let refused = value.trim().is_empty() || value.chars().any(char::is_control);
+        match Users::insert(db.db(), &NewUser::new(value, &email)) {
+            Err(Error::InvalidInput { what, .. }) if refused => {
+                assert_eq!(what, "users.name", "case {i}");
+                continue;
+            }
+            Err(other) => panic!("case {i}: {other:?}"),
+            Ok(user) => {
+                assert!(!refused, "case {i}: {value:?} was accepted");
+                let back = Users::find(db.db(), user.id).unwrap().unwrap();
+                assert_eq!(&back.name, value, "case {i}");
+                assert_eq!(back.email, email.to_lowercase(), "case {i}");
+                assert_eq!(
+                    Users::find_by_email(db.db(), &email).unwrap().map(|u| u.id),
+                    Some(user.id),
+                    "case {i}"
+                );
+                stored += 1;
+            }
+        }
     }
-    assert_eq!(Users::count(db.db()).unwrap(), values.len() as i64);
+    assert_eq!(stored, 6, "the printable values were all stored");
+    assert_eq!(Users::count(db.db()).unwrap(), stored);
     // The injection attempts are data, not SQL: both tables are intact.
     let posts: i64 = db
         .read(|conn| {
@@ -544,4 +559,298 @@ fn uri_modes_spaces_and_sqlite_memory_spelling() {
             ..
         })
     ));
+}
+
+/// What the sweep below counts: every input tried ends in a typed error, is accepted, or
+/// (never) panics or hangs.
+#[derive(Debug, Default)]
+struct Tally {
+    tried: usize,
+    errors: usize,
+    accepted: Vec<String>,
+    panics: Vec<String>,
+    hangs: Vec<String>,
+}
+
+/// How long one input may take before it counts as a hang.
+const INPUT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Tally {
+    /// Runs `f` on a thread of its own with a deadline; `Ok(true)` from it is accepted,
+    /// `Ok(false)` a typed error.
+    fn run(&mut self, what: String, f: impl FnOnce() -> bool + Send + 'static) {
+        self.tried += 1;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(outcome);
+        });
+        match rx.recv_timeout(INPUT_DEADLINE) {
+            Ok(Ok(true)) => self.accepted.push(what),
+            Ok(Ok(false)) => self.errors += 1,
+            Ok(Err(_)) => self.panics.push(what),
+            Err(_) => self.hangs.push(what),
+        }
+    }
+}
+
+/// Opening with `vars`: accepted, or refused with one of litedal's typed errors (every
+/// `Error` is one; `Error::Database` only wraps what SQLite reported).
+fn opens(vars: Vec<(OsString, OsString)>) -> bool {
+    match Config::from_vars(vars).and_then(Database::open) {
+        Ok(_) => true,
+        Err(error) => {
+            assert!(!error.to_string().is_empty());
+            false
+        }
+    }
+}
+
+#[path = "../examples/web.rs"]
+#[allow(dead_code)]
+mod web;
+
+/// One raw HTTP request to the web example's router; the status.
+fn web_status(addr: std::net::SocketAddr, request: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(INPUT_DEADLINE)).unwrap();
+    let _ = stream.write_all(request);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert!(json["error"].is_string() || status < 300, "{status} {body}");
+    status
+}
+
+/// The hostile-input sweep a reviewer runs as one command (`cargo test --test hostile_input`,
+/// see RELIABILITY.md): environment values for every variable, URLs, file names, database
+/// files and HTTP bodies for the web example, each on a thread with a deadline. Each ends in
+/// a typed error (or is accepted); none panics or hangs. The counts are printed.
+#[test]
+fn hostile_inputs_end_in_typed_errors_never_a_panic_or_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_path_buf();
+    let mut tally = Tally::default();
+    let os = |s: &str| OsString::from(s);
+
+    // Environment values, for every variable litedal reads.
+    let huge = "9".repeat(100_000);
+    let values: Vec<OsString> = vec![
+        os(""),
+        os(" "),
+        os("-1"),
+        os("-99999999999999999999"),
+        os(&huge),
+        OsString::from_vec(b"\0".to_vec()),
+        OsString::from_vec(b"1\0".to_vec()),
+        OsString::from_vec(vec![0xff, 0xfe, b'1']),
+        os("🦀"),
+        os("\u{202e}1"),
+        os("1\n2"),
+    ];
+    for (i, (var, _, _)) in litedal::config::ENV_VARS.iter().enumerate() {
+        if *var == "DATABASE_URL" {
+            // Its values are paths: tried below, inside the temporary directory.
+            continue;
+        }
+        for (j, value) in values.iter().enumerate() {
+            let url = os(&format!("sqlite://{}/env-{i}-{j}.db", base.display()));
+            let mut vars = vec![(os("DATABASE_URL"), url)];
+            vars.push((os(var), value.clone()));
+            tally.run(format!("{var}={value:?}"), move || opens(vars));
+        }
+    }
+
+    // URLs and file names.
+    std::fs::create_dir(base.join("a-directory")).unwrap();
+    std::os::unix::fs::symlink(base.join("loop"), base.join("loop")).unwrap();
+    let device = base.join("null-device");
+    let have_device = Command::new("mknod")
+        .arg(&device)
+        .args(["c", "1", "3"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut urls: Vec<String> = vec![
+        String::new(),
+        "\0".into(),
+        "sqlite://".into(),
+        "sqlite:".into(),
+        "file:".into(),
+        "mysql://u:p@h/db".into(),
+        "postgres://u:p@256.0.0.1:1/db".into(),
+        format!("sqlite://{}/a-directory", base.display()),
+        format!("sqlite://{}/loop", base.display()),
+        format!("sqlite://{}/loop/x.db", base.display()),
+        format!("sqlite://{}/line\nbreak.db", base.display()),
+        format!("sqlite://{}/{}", base.display(), "n".repeat(5000)),
+        format!("sqlite://{}/missing/dirs/x.db", base.display()),
+        format!("file:{}/x.db?mode=ro", base.display()),
+        format!("file:{}/x.db?vfs=nope", base.display()),
+        format!("{}/nul\0.db", base.display()),
+    ];
+    if have_device {
+        urls.push(format!("sqlite://{}", device.display()));
+    }
+    for url in urls {
+        let vars = vec![(os("DATABASE_URL"), os(&url))];
+        tally.run(format!("DATABASE_URL={url:?}"), move || opens(vars));
+    }
+
+    // Database files.
+    let real = real_database_bytes();
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("zero-length", Vec::new()),
+        ("random", random_bytes(65_536, 7)),
+        ("random-small", random_bytes(17, 9)),
+        ("header-only", real[..16].to_vec()),
+        ("truncated-header", real[..50].to_vec()),
+        ("one-page", real[..4096.min(real.len())].to_vec()),
+        ("half", real[..real.len() / 2].to_vec()),
+        ("header-then-garbage", {
+            let mut v = real[..100].to_vec();
+            v.extend(random_bytes(8192, 3));
+            v
+        }),
+    ];
+    for (name, bytes) in files {
+        let path = base.join(format!("{name}.db"));
+        std::fs::write(&path, bytes).unwrap();
+        let vars = vec![(os("DATABASE_URL"), path.into_os_string())];
+        tally.run(format!("file {name}"), move || opens(vars));
+    }
+
+    // HTTP bodies for the web example.
+    let db = litedal::example::test_db_with(|b| b.busy_timeout(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = web::router(db.db().clone());
+    runtime.spawn(async move { axum::serve(listener, router).await });
+    let post = |path: &str, content_type: &str, body: &[u8]| {
+        let mut r = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    };
+    let json = "application/json";
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let big_name = format!(
+        r#"{{"name":"{}","email":"b@x.example"}}"#,
+        "x".repeat(200_000)
+    );
+    let requests: Vec<(String, Vec<u8>)> = vec![
+        ("malformed".into(), post("/users", json, b"{nope")),
+        (
+            "truncated".into(),
+            post("/users", json, br#"{"name":"A","email":"#),
+        ),
+        ("empty".into(), post("/users", json, b"")),
+        ("null".into(), post("/users", json, b"null")),
+        ("array".into(), post("/users", json, b"[1,2,3]")),
+        (
+            "wrong types".into(),
+            post("/users", json, br#"{"name":1,"email":true}"#),
+        ),
+        (
+            "NUL name".into(),
+            post(
+                "/users",
+                json,
+                br#"{"name":"\u0000","email":"n@x.example"}"#,
+            ),
+        ),
+        (
+            "NUL in name".into(),
+            post(
+                "/users",
+                json,
+                br#"{"name":"a\u0000b","email":"m@x.example"}"#,
+            ),
+        ),
+        (
+            "blank name".into(),
+            post("/users", json, br#"{"name":" \t ","email":"o@x.example"}"#),
+        ),
+        (
+            "NUL email".into(),
+            post(
+                "/users",
+                json,
+                br#"{"name":"A","email":"a\u0000@x.example"}"#,
+            ),
+        ),
+        (
+            "invalid UTF-8".into(),
+            post("/users", json, b"{\"name\":\"\xff\xfe\",\"email\":\"u@x\"}"),
+        ),
+        (
+            "lone surrogate".into(),
+            post(
+                "/users",
+                json,
+                br#"{"name":"\ud800","email":"s@x.example"}"#,
+            ),
+        ),
+        ("deep nesting".into(), post("/users", json, deep.as_bytes())),
+        ("huge".into(), post("/users", json, big_name.as_bytes())),
+        (
+            "text/plain".into(),
+            post(
+                "/users",
+                "text/plain",
+                br#"{"name":"A","email":"t@x.example"}"#,
+            ),
+        ),
+        (
+            "post wrong types".into(),
+            post("/users/1/posts", json, br#"{"title":[],"body":{}}"#),
+        ),
+        (
+            "post huge id".into(),
+            post(
+                "/users/99999999999999999999/posts",
+                json,
+                br#"{"title":"t","body":"b"}"#,
+            ),
+        ),
+        (
+            "bad cursor".into(),
+            b"GET /users/1/posts?cursor=%00%ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+        ),
+        (
+            "bad limit".into(),
+            b"GET /users/1/posts?limit=-1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+        ),
+    ];
+    for (what, request) in requests {
+        tally.run(format!("HTTP {what}"), move || {
+            let status = web_status(addr, &request);
+            assert!((400..500).contains(&status), "{status}");
+            false
+        });
+    }
+
+    eprintln!(
+        "hostile inputs: {} tried, {} typed errors, {} accepted, {} panics, {} hangs",
+        tally.tried,
+        tally.errors,
+        tally.accepted.len(),
+        tally.panics.len(),
+        tally.hangs.len()
+    );
+    eprintln!("accepted: {:?}", tally.accepted);
+    assert!(tally.panics.is_empty(), "panicked: {:?}", tally.panics);
+    assert!(tally.hangs.is_empty(), "hung: {:?}", tally.hangs);
 }

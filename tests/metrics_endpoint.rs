@@ -272,7 +272,7 @@ fn the_endpoint_stops_when_the_last_database_clone_is_dropped() {
     // A clone still holds the database: still serving.
     assert_eq!(http_get(addr, "/metrics").0, 200);
     drop(clone);
-    // The thread was joined; the listener closes as tiny_http's accept thread ends.
+    // The accepting thread was joined and its listener closed.
     let mut freed = false;
     for _ in 0..100 {
         if TcpListener::bind(addr).is_ok() {
@@ -297,5 +297,187 @@ fn a_taken_address_is_a_clear_error() {
             assert!(message.contains("DB_METRICS_ADDR"), "{message}");
         }
         other => panic!("expected Error::Metrics, got {other:?}"),
+    }
+}
+
+/// D1: writes that time out queued on the write gate (no statement ran for them) are busy
+/// errors of the write pool, in `connection_stats()` and in the `/metrics` text.
+#[test]
+fn write_gate_timeouts_count_as_busy_errors() {
+    const TIMEOUTS: u64 = 5;
+    let test_db =
+        litedal::example::test_db_with(|b| b.busy_timeout(Duration::from_millis(40))).unwrap();
+    let db = test_db.db().clone();
+    let before = db.connection_stats();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let db = db.clone();
+        thread::spawn(move || {
+            db.transaction(|_conn| {
+                held_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                Ok(())
+            })
+        })
+    };
+    held_rx.recv().unwrap();
+    for _ in 0..TIMEOUTS {
+        let result = db.transaction(|_conn| Ok(()));
+        assert!(matches!(result, Err(litedal::Error::Busy)), "{result:?}");
+    }
+    release_tx.send(()).unwrap();
+    holder.join().unwrap().unwrap();
+
+    let busy = |stats: &ConnectionStats| {
+        let write = stats
+            .pools
+            .iter()
+            .find(|p| p.pool == litedal::PoolName::Write)
+            .unwrap();
+        (write.queries.busy_errors, stats.total.queries.busy_errors)
+    };
+    let (write_before, total_before) = busy(&before);
+    let after = db.connection_stats();
+    assert_eq!(
+        busy(&after),
+        (write_before + TIMEOUTS, total_before + TIMEOUTS)
+    );
+    let scrape = parse_metrics(&db.render_metrics().unwrap());
+    assert_eq!(
+        value(
+            &scrape,
+            "litedal_query_busy_errors_total",
+            &[("pool", "write")]
+        ),
+        (write_before + TIMEOUTS) as f64
+    );
+}
+
+/// One `GET` with extra header lines; returns the status code.
+fn get_with(addr: SocketAddr, path: &str, headers: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n").unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    raw.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// This process's thread count.
+fn threads() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// R7: 200 clients that send half a request and then nothing neither stop a normal scrape
+/// nor get a thread each (tiny_http started one per connection, without bound or timeout).
+#[test]
+fn slow_clients_neither_block_a_scrape_nor_grow_threads_without_bound() {
+    use std::io::Write;
+    let db = litedal::example::test_db_with(|b| b.metrics_addr(loopback())).unwrap();
+    let addr = db.metrics_addr().unwrap();
+    assert_eq!(http_get(addr, "/metrics").0, 200);
+    let before = threads();
+    let slow: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /metr").unwrap();
+            s
+        })
+        .collect();
+    let (status, body) = http_get(addr, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("litedal_queries_total"));
+    let during = threads();
+    assert!(
+        during < before + 100,
+        "{during} threads with 200 slow clients (from {before}): one per connection"
+    );
+    drop(slow);
+}
+
+/// R7: concurrent `/health` requests share one write probe (counted as write transactions).
+#[test]
+fn concurrent_health_requests_run_one_probe() {
+    use diesel::connection::SimpleConnection;
+    const REQUESTS: usize = 12;
+    let test_db = litedal::example::test_db_with(|b| {
+        b.metrics_addr(loopback())
+            .busy_timeout(Duration::from_secs(60))
+    })
+    .unwrap();
+    let db = test_db.db().clone();
+    let addr = db.metrics_addr().unwrap();
+    let committed = || db.connection_stats().transactions.write.committed;
+    let before = committed();
+    // Another connection holds the write lock: the first probe waits for it.
+    let mut locker = diesel::SqliteConnection::establish(test_db.path().to_str().unwrap()).unwrap();
+    locker
+        .batch_execute("PRAGMA busy_timeout = 60000; BEGIN IMMEDIATE")
+        .unwrap();
+    let first = thread::spawn(move || http_get(addr, "/health").0);
+    while db.connection_stats().pool_for(litedal::Role::Write).active == 0 {
+        thread::sleep(Duration::from_millis(2));
+    }
+    let others: Vec<_> = (1..REQUESTS)
+        .map(|_| thread::spawn(move || http_get(addr, "/health").0))
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    locker.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(first.join().unwrap(), 200);
+    for other in others {
+        assert_eq!(other.join().unwrap(), 200);
+    }
+    assert_eq!(committed() - before, 1, "{REQUESTS} requests, one probe");
+}
+
+/// R7: with a token set, every request needs it as a bearer token.
+#[test]
+fn the_token_is_required_when_set() {
+    let token = "0123456789abcdef-metrics";
+    let db = litedal::example::test_db_with(|b| {
+        b.metrics_addr(loopback())
+            .metrics_token(Some(token.to_owned()))
+    })
+    .unwrap();
+    let addr = db.metrics_addr().unwrap();
+    assert_eq!(get_with(addr, "/metrics", ""), 401);
+    assert_eq!(get_with(addr, "/health", ""), 401);
+    assert_eq!(
+        get_with(
+            addr,
+            "/metrics",
+            "Authorization: Bearer 0123456789abcdef-metricX\r\n"
+        ),
+        401
+    );
+    assert_eq!(
+        get_with(
+            addr,
+            "/metrics",
+            "Authorization: Basic 0123456789abcdef-metrics\r\n"
+        ),
+        401
+    );
+    let good = format!("Authorization: Bearer {token}\r\n");
+    assert_eq!(get_with(addr, "/metrics", &good), 200);
+    assert_eq!(get_with(addr, "/health", &good), 200);
+    // A short token is refused at build, without showing it.
+    match litedal::example::test_db_with(|b| b.metrics_token(Some("short".into()))) {
+        Err(litedal::Error::Config { var, value, .. }) => {
+            assert_eq!(var, "DB_METRICS_TOKEN");
+            assert!(!value.contains("short"));
+        }
+        other => panic!("{other:?}"),
     }
 }

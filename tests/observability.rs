@@ -465,7 +465,8 @@ fn migrations_can_be_run_and_listed_after_open() {
         [
             "2026-11-29-000001_create_users",
             "2026-11-29-000002_create_posts",
-            "2026-11-29-000003_users_active_id_index"
+            "2026-11-29-000003_users_active_id_index",
+            "2026-12-04-000001_users_email_case_insensitive"
         ]
     );
     assert_eq!(db.applied_migrations().unwrap(), applied);

@@ -588,7 +588,8 @@ fn models_serialize_for_apis() {
         "'; DROP TABLE users; --",
         "quote \" and ' both",
         "emoji 🦀",
-        "nul \0 byte",
+        // (NUL and other control characters are refused: see the test on names below.)
+        "right-to-left \u{202e} override",
     ]
     .into_iter()
     .enumerate()
@@ -604,4 +605,230 @@ fn models_serialize_for_apis() {
         .read(|conn| Ok(users::table.count().get_result(conn)?))
         .unwrap();
     assert_eq!(count, 5);
+}
+
+/// D5: a post for a missing author says what failed once, not SQLite's words after litedal's.
+#[test]
+fn foreign_key_error_message_says_it_once() {
+    let db = litedal::example::test_db().unwrap();
+    let orphan = NewPost {
+        user_id: UserId(4242),
+        title: "orphan",
+        body: "",
+        published: true,
+    };
+    let err = Posts::insert(db.db(), &orphan).unwrap_err();
+    assert!(matches!(err, Error::ForeignKey { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "foreign key constraint failed");
+    let err = Posts::batch_insert(db.db(), &[orphan]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "foreign key constraint failed in batch statement 1 of 1 (rows 0..1); \
+         the whole batch was rolled back"
+    );
+}
+
+/// D4: names that are only whitespace or hold control characters (NUL included) are refused
+/// with a typed error naming `users.name`, on insert, batch insert and update; nothing is
+/// written.
+#[test]
+fn names_without_text_or_with_control_characters_are_refused() {
+    let db = litedal::example::test_db().unwrap();
+    let ada = Users::insert(db.db(), &NewUser::new("Ada", "ada@example.com")).unwrap();
+    for bad in [
+        "",
+        "   ",
+        "\0",
+        "\0\0\0",
+        " \t\n ",
+        "Ada\0",
+        "two\nlines",
+        "\u{7f}",
+    ] {
+        match Users::insert(db.db(), &NewUser::new(bad, "new@example.com")) {
+            Err(Error::InvalidInput { what, reason, .. }) => {
+                assert_eq!(what, "users.name", "{bad:?}");
+                assert!(!reason.is_empty());
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+        let rows = [
+            NewUser::new("Fine", "fine@example.com"),
+            NewUser::new(bad, "bad@example.com"),
+        ];
+        match Users::batch_insert(db.db(), &rows) {
+            Err(Error::InvalidInput { what, reason, .. }) => {
+                assert_eq!(what, "users.name", "{bad:?}");
+                assert!(reason.contains("row 1 of a batch of 2"), "{reason}");
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+        let rename = UserChanges {
+            name: Some(bad.to_owned()),
+            ..Default::default()
+        };
+        assert!(
+            matches!(
+                Users::update(db.db(), ada.id, &rename),
+                Err(Error::InvalidInput {
+                    what: "users.name",
+                    ..
+                })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(Users::count(db.db()).unwrap(), 1);
+    assert_eq!(Users::find(db.db(), ada.id).unwrap().unwrap().name, "Ada");
+    let err = Users::insert(db.db(), &NewUser::new("Eve", "eve\0@example.com")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                what: "users.email",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+/// D4: one account per email whatever its letter case, on both engines: the second spelling
+/// is a conflict on `users.email`, lookups ignore case, and the email is stored lowercased.
+#[test]
+fn emails_are_unique_and_found_whatever_their_case_on_both_engines() {
+    use litedal::testing::TestEngine;
+    for engine in TestEngine::ALL {
+        let Some(db) =
+            litedal::example::any_test_db(engine, "repositories: case-insensitive emails").unwrap()
+        else {
+            continue;
+        };
+        let db = &*db;
+        let ada = Users::insert(db, &NewUser::new("Ada", "Ada.Lovelace@X.example")).unwrap();
+        assert_eq!(ada.email, "ada.lovelace@x.example", "{engine:?}");
+        for spelling in [
+            "ada.lovelace@x.example",
+            "ADA.LOVELACE@X.EXAMPLE",
+            " Ada.Lovelace@x.Example ",
+        ] {
+            match Users::insert(db, &NewUser::new("Ada again", spelling)) {
+                Err(Error::Conflict { constraint, .. }) => {
+                    assert_eq!(constraint, "users.email", "{engine:?} {spelling:?}")
+                }
+                other => panic!("{engine:?} {spelling:?}: {other:?}"),
+            }
+            assert_eq!(
+                Users::find_by_email(db, spelling).unwrap().map(|u| u.id),
+                Some(ada.id),
+                "{engine:?} {spelling:?}"
+            );
+        }
+        // Non-ASCII letters fold the same on both engines (Rust lowercases before storing).
+        let zoe = Users::insert(db, &NewUser::new("Zoë", "ZOË@x.example")).unwrap();
+        assert_eq!(zoe.email, "zoë@x.example", "{engine:?}");
+        assert!(matches!(
+            Users::insert(db, &NewUser::new("Zoë", "zoË@x.example")),
+            Err(Error::Conflict { .. })
+        ));
+        let rows = [
+            NewUser::new("B", "Bob@x.example"),
+            NewUser::new("B2", "bob@X.EXAMPLE"),
+        ];
+        assert!(
+            matches!(Users::batch_insert(db, &rows), Err(Error::Conflict { .. })),
+            "{engine:?}: a batch with two spellings of one email"
+        );
+        // An update to another user's email in other letters is a conflict too.
+        let bob = Users::insert(db, &NewUser::new("Bob", "bob@x.example")).unwrap();
+        let steal = UserChanges {
+            email: Some("ADA.LOVELACE@x.example".into()),
+            ..Default::default()
+        };
+        assert!(
+            matches!(
+                Users::update(db, bob.id, &steal),
+                Err(Error::Conflict { .. })
+            ),
+            "{engine:?}"
+        );
+        assert_eq!(Users::count(db).unwrap(), 3, "{engine:?}");
+        assert_eq!(
+            Users::query()
+                .email_domain("X.EXAMPLE")
+                .load(db)
+                .unwrap()
+                .len(),
+            3,
+            "{engine:?}"
+        );
+    }
+}
+
+/// D4: the unique index on `lower(email)` also holds for rows written around the repository
+/// (plain SQL), and the migration lowercased what was stored before it.
+#[test]
+fn the_lower_email_index_refuses_a_mixed_case_duplicate_written_in_plain_sql() {
+    use diesel::connection::SimpleConnection;
+    let db = litedal::example::test_db().unwrap();
+    db.db()
+        .transaction(|conn| {
+            Ok(conn
+                .batch_execute("INSERT INTO users (name, email) VALUES ('Ada', 'ada@x.example')")?)
+        })
+        .unwrap();
+    let err = db
+        .db()
+        .transaction(|conn| {
+            Ok(conn
+                .batch_execute("INSERT INTO users (name, email) VALUES ('Ada', 'ADA@x.example')")?)
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+}
+
+/// D4: the migration lowercases the emails stored before it, and refuses (changing nothing)
+/// when two of them differ only in case.
+#[test]
+fn the_email_migration_lowercases_old_rows_and_refuses_case_duplicates() {
+    use diesel::connection::SimpleConnection;
+    use diesel_migrations::MigrationHarness;
+    let before_the_migration = |rows: &str| {
+        let db = litedal::example::test_db_with(|b| b.run_migrations(false)).unwrap();
+        {
+            let mut conn = db.write_connection().unwrap();
+            let migrations = litedal::Migrations(&litedal::example::MIGRATIONS);
+            for _ in 0..3 {
+                conn.run_next_migration(migrations).unwrap();
+            }
+            conn.batch_execute(&format!("INSERT INTO users (name, email) VALUES {rows}"))
+                .unwrap();
+        }
+        db
+    };
+    let db = before_the_migration("('Ada', 'Ada@X.example'), ('Bob', 'bob@x.example')");
+    assert_eq!(
+        db.run_pending_migrations().unwrap(),
+        ["2026-12-04-000001_users_email_case_insensitive"]
+    );
+    let ada = Users::find_by_email(db.db(), "ADA@x.example")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (ada.name.as_str(), ada.email.as_str()),
+        ("Ada", "ada@x.example")
+    );
+
+    let db = before_the_migration("('Ada', 'Ada@x.example'), ('ada', 'ada@x.example')");
+    let err = db.run_pending_migrations().unwrap_err();
+    assert!(matches!(err, Error::Migration { .. }), "{err:?}");
+    let stored: Vec<String> = db
+        .read(|conn| {
+            Ok(users::table
+                .select(users::email)
+                .order(users::id)
+                .load(conn)?)
+        })
+        .unwrap();
+    assert_eq!(stored, ["Ada@x.example", "ada@x.example"]);
 }

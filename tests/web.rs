@@ -686,3 +686,203 @@ fn errors_map_to_http_statuses() {
             .expect(201, "the retry");
     });
 }
+
+/// D3: axum's rejections keep their status (413 too large, 415 not JSON) with the API's JSON
+/// error body; JSON of the wrong shape is a 400 like the handlers' own checks.
+#[test]
+fn rejections_keep_their_status_and_a_json_body() {
+    let test_db = litedal::example::test_db().expect("test database");
+    let db = test_db.db().clone();
+    let runtime = multi_thread(2);
+    run(&runtime, "rejection statuses", async {
+        let addr = serve(db.clone()).await;
+        let post = |content_type: Option<&str>, body: &[u8]| {
+            let mut request = format!(
+                "POST /users HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+                 Content-Length: {}\r\n",
+                body.len()
+            )
+            .into_bytes();
+            if let Some(content_type) = content_type {
+                request.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+            }
+            request.extend_from_slice(b"\r\n");
+            request.extend_from_slice(body);
+            request
+        };
+        let ok = br#"{"name":"Ada","email":"ada@example.com"}"#;
+        let huge = format!(
+            r#"{{"name":"{}","email":"big@example.com"}}"#,
+            "x".repeat(web::BODY_LIMIT)
+        );
+        let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+            (
+                "a body over the limit",
+                post(Some("application/json"), huge.as_bytes()),
+                413,
+            ),
+            ("text/plain", post(Some("text/plain"), ok), 415),
+            ("no content type", post(None, ok), 415),
+            ("not JSON", post(Some("application/json"), b"{nope"), 400),
+            (
+                "a wrong type",
+                post(Some("application/json"), br#"{"name":5,"email":"a@b"}"#),
+                400,
+            ),
+            (
+                "a missing field",
+                post(Some("application/json"), br#"{"name":"Ada"}"#),
+                400,
+            ),
+        ];
+        for (what, request, status) in cases {
+            let reply = call_raw(addr, &request).await;
+            assert_eq!(reply.status, status, "{what}: {}", reply.text());
+            assert!(
+                reply.json()["error"].is_string(),
+                "{what}: {}",
+                reply.text()
+            );
+        }
+        let reply = call_raw(addr, &post(Some("application/json"), ok)).await;
+        assert_eq!(reply.status, 201, "{}", reply.text());
+    });
+}
+
+/// Builds `examples/web.rs` (with the features it needs) and returns its executable.
+fn web_example_binary() -> std::path::PathBuf {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--example",
+            "web",
+            "--features",
+            "tokio,example-domain",
+            "--message-format=json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("running cargo build --example web");
+    assert!(out.status.success(), "cargo build --example web failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|message| message["target"]["name"] == "web")
+        .find_map(|message| message["executable"].as_str().map(std::path::PathBuf::from))
+        .expect("cargo reported the web example's executable")
+}
+
+/// D2: SIGTERM drains: the example (a real child process) stops accepting, lets a request in
+/// flight (a write waiting for a lock held outside it) finish with 201, and exits 0.
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
+    use std::io::BufRead;
+
+    let binary = web_example_binary();
+    let test_db = patient_db();
+    let url = format!("sqlite://{}", test_db.path().display());
+    let child = std::process::Command::new(binary)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &url)
+        .env("DB_BUSY_TIMEOUT_MS", "60000")
+        .env("WEB_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the web example");
+    let pid = child.id().to_string();
+    // Kills the child if the test fails before it exits on its own.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            if matches!(self.0.try_wait(), Ok(None)) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let mut child = Reap(child);
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.0.stderr.take().expect("piped stderr");
+    let log = Arc::new(Mutex::new(String::new()));
+    let log_writer = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            log_writer.lock().unwrap().push_str(&(line.clone() + "\n"));
+            let _ = lines_tx.send(line);
+        }
+    });
+    let addr: SocketAddr = loop {
+        let line = lines_rx
+            .recv_timeout(HANG_GUARD)
+            .unwrap_or_else(|_| panic!("no 'serving' line: {}", log.lock().unwrap()));
+        if line.contains("serving the web example") {
+            let at = line.find("addr=").expect("the line names the address") + 5;
+            let addr = line[at..].split_whitespace().next().unwrap_or_default();
+            break addr.parse().expect("a socket address");
+        }
+    };
+
+    let runtime = multi_thread(2);
+    let locker = Locker::hold(&test_db);
+    run(&runtime, "draining on SIGTERM", async {
+        let ada = json!({ "name": "Ada", "email": "ada@example.com" });
+        let slow = tokio::spawn(async move { call(addr, "POST", "/users", Some(&ada)).await });
+        // The write is in flight once it holds a write connection (waiting for the lock).
+        let active_write = || async {
+            let metrics = call(addr, "GET", "/metrics", None).await.text();
+            metrics
+                .lines()
+                .any(|l| l == "litedal_pool_active_connections{pool=\"write\"} 1")
+        };
+        let deadline = Instant::now() + HANG_GUARD / 2;
+        while !active_write().await {
+            assert!(Instant::now() < deadline, "the write never started");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -TERM {pid}: {sent}");
+        // Once it drains it accepts no new connection.
+        let deadline = Instant::now() + HANG_GUARD / 2;
+        while TcpStream::connect(addr).await.is_ok() {
+            assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            !slow.is_finished(),
+            "the write finished before the lock was released"
+        );
+        locker.release();
+        let reply = slow.await.expect("the client task");
+        assert_eq!(reply.status, 201, "{}", reply.text());
+    });
+    let status = child.0.wait().expect("waiting for the web example");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{status:?}: {}",
+        log.lock().unwrap()
+    );
+    assert!(
+        log.lock().unwrap().contains("signal=\"SIGTERM\"")
+            || log.lock().unwrap().contains("signal=SIGTERM"),
+        "{}",
+        log.lock().unwrap()
+    );
+    assert_eq!(
+        Users::find_by_email(test_db.db(), "ada@example.com")
+            .expect("reading back")
+            .map(|u| u.name),
+        Some("Ada".to_owned())
+    );
+}

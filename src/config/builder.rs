@@ -62,6 +62,7 @@ pub struct ConfigBuilder {
     pub(super) wal_size_limit: u64,
     pub(super) slow_query: Duration,
     pub(super) metrics_addr: Option<SocketAddr>,
+    pub(super) metrics_token: Option<super::settings::MetricsToken>,
     pub(super) run_migrations: bool,
     pub(super) migrations: Option<Migrations>,
     pub(super) write_gate: bool,
@@ -200,6 +201,7 @@ impl Default for ConfigBuilder {
             wal_size_limit: 64 * 1024 * 1024,
             slow_query: Duration::from_millis(100),
             metrics_addr: None,
+            metrics_token: None,
             run_migrations: true,
             migrations: None,
             write_gate: true,
@@ -353,6 +355,15 @@ impl ConfigBuilder {
     /// `DB_METRICS_ADDR`; default off.
     pub fn metrics_addr(mut self, addr: Option<SocketAddr>) -> Self {
         self.metrics_addr = addr;
+        self
+    }
+
+    /// `DB_METRICS_TOKEN`: the bearer token the metrics endpoint requires
+    /// (`Authorization: Bearer TOKEN`, else 401); default none (open to whoever reaches
+    /// the address). Checked by [`build`](Self::build): 16 to 4096 printable ASCII
+    /// characters.
+    pub fn metrics_token(mut self, token: Option<String>) -> Self {
+        self.metrics_token = token.map(super::settings::MetricsToken);
         self
     }
 
@@ -787,6 +798,7 @@ impl ConfigBuilder {
             wal_size_limit: self.wal_size_limit,
             slow_query: (!self.slow_query.is_zero()).then_some(self.slow_query),
             metrics_addr: self.metrics_addr,
+            metrics_token: check_metrics_token(self.metrics_token)?,
             run_migrations: self.run_migrations,
             migrations: self.migrations,
             write_gate: self.write_gate,
@@ -797,6 +809,28 @@ impl ConfigBuilder {
             health_thresholds,
         })
     }
+}
+
+/// A metrics token is a secret worth the name: long enough not to be guessed, and what an
+/// HTTP header can carry.
+///
+/// # Errors
+///
+/// [`Error::Config`] naming `DB_METRICS_TOKEN` (never showing the value) otherwise.
+fn check_metrics_token(
+    token: Option<super::settings::MetricsToken>,
+) -> Result<Option<super::settings::MetricsToken>> {
+    if let Some(t) = &token {
+        let printable = t.0.bytes().all(|b| b.is_ascii_graphic());
+        if !(16..=4096).contains(&t.0.len()) || !printable {
+            return Err(Error::config(
+                "DB_METRICS_TOKEN",
+                "<redacted>",
+                "accepted: 16 to 4096 printable ASCII characters without spaces",
+            ));
+        }
+    }
+    Ok(token)
 }
 
 #[cfg(test)]

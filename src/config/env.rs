@@ -129,6 +129,16 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "address of the /metrics and /health endpoint, e.g. 127.0.0.1:8081",
     ),
     (
+        "DB_METRICS_TOKEN",
+        "unset (no token)",
+        "bearer token the metrics endpoint requires (Authorization: Bearer TOKEN, else 401); 16 to 4096 printable ASCII characters",
+    ),
+    (
+        "DB_METRICS_TOKEN_FILE",
+        "unset",
+        "file holding DB_METRICS_TOKEN (read once, trimmed); set one of the two",
+    ),
+    (
         "DB_FOREIGN_KEYS",
         "true",
         "PRAGMA foreign_keys on every connection",
@@ -515,6 +525,29 @@ impl ConfigBuilder {
                         "accepted: an IP address and port, e.g. 127.0.0.1:8081 or [::1]:8081",
                     )
                 })?)
+            }
+            "DB_METRICS_TOKEN" | "DB_METRICS_TOKEN_FILE" => {
+                if self.metrics_token.is_some() {
+                    return Err(Error::config(
+                        var,
+                        "<redacted>",
+                        "set only one of DB_METRICS_TOKEN and DB_METRICS_TOKEN_FILE",
+                    ));
+                }
+                let token = if var == "DB_METRICS_TOKEN" {
+                    v.text()?.to_owned()
+                } else {
+                    let path = v.text()?;
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        Error::config(var, path, format!("cannot be read as UTF-8 text: {e}"))
+                    })?;
+                    let token = text.trim();
+                    if token.is_empty() {
+                        return Err(Error::config(var, path, "the file is empty"));
+                    }
+                    token.to_owned()
+                };
+                self.metrics_token = Some(super::settings::MetricsToken(token));
             }
             "DB_RUN_MIGRATIONS" => self.run_migrations = v.boolean()?,
             "DB_ALLOW_UNSAFE_SETTINGS" => self.allow_unsafe_settings = v.boolean()?,

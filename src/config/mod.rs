@@ -41,4 +41,5 @@ pub use postgres::{AnyConfig, PgConfig};
 #[cfg(all(feature = "cli", feature = "postgres"))]
 pub(crate) use secret_file::read_secret_file;
 pub use settings::Config;
+pub(crate) use settings::MetricsToken;
 pub use thresholds::{HealthThresholds, Limits};

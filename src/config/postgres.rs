@@ -397,6 +397,15 @@ impl ConfigBuilder {
                 "accepted: up to 63 printable ASCII characters",
             ));
         }
+        if self.metrics_token.is_some() {
+            // Refused rather than ignored: PostgreSQL's endpoint does not check it yet.
+            return Err(Error::config(
+                "DB_METRICS_TOKEN",
+                "<redacted>",
+                "not supported with a PostgreSQL DATABASE_URL yet (its metrics endpoint does \
+                 not check a token); unset it and keep DB_METRICS_ADDR on loopback",
+            ));
+        }
         let health = self.resolve_health()?;
         let libpq_env = LibpqEnv::from_process();
         let mut tls_notes = Vec::new();

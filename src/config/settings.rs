@@ -11,6 +11,16 @@ use super::thresholds::HealthThresholds;
 use crate::pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
 use crate::url::DatabaseLocation;
 
+/// The bearer token of the metrics endpoint: a secret, so `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct MetricsToken(pub(crate) String);
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(<redacted>)")
+    }
+}
+
 /// Validated configuration of a [`Database`](crate::Database).
 #[derive(Clone)]
 pub struct Config {
@@ -34,6 +44,7 @@ pub struct Config {
     pub(super) wal_size_limit: u64,
     pub(super) slow_query: Option<Duration>,
     pub(super) metrics_addr: Option<SocketAddr>,
+    pub(super) metrics_token: Option<MetricsToken>,
     pub(super) run_migrations: bool,
     pub(super) migrations: Option<Migrations>,
     pub(super) write_gate: bool,
@@ -147,6 +158,12 @@ impl Config {
     /// Address of the `/metrics` and `/health` endpoint, if enabled.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The bearer token the endpoint requires (`DB_METRICS_TOKEN`, `DB_METRICS_TOKEN_FILE`).
+    #[cfg_attr(not(feature = "metrics-server"), allow(dead_code))]
+    pub(crate) fn metrics_token(&self) -> Option<&MetricsToken> {
+        self.metrics_token.as_ref()
     }
 
     /// True when the application's migrations run at open (`DB_RUN_MIGRATIONS`).

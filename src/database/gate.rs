@@ -2,7 +2,7 @@
 //! the write gate: the fair in-process queue writers line up on before `BEGIN IMMEDIATE`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -20,6 +20,10 @@ pub(crate) struct WriteContext {
     gate: Option<Arc<Mutex<()>>>,
     pub(crate) busy_timeout: Duration,
     pub(crate) observer: Arc<dyn Observer>,
+    /// Writes that got [`Error::Busy`] because the gate stayed taken past the busy timeout.
+    /// No statement ran for them, so the statement counters never see them; the statistics
+    /// add this to the write pool's busy errors.
+    gate_timeouts: AtomicU64,
 }
 
 impl std::fmt::Debug for WriteContext {
@@ -44,6 +48,7 @@ impl WriteContext {
             gate: gate.then(|| Arc::new(Mutex::new(()))),
             busy_timeout,
             observer,
+            gate_timeouts: AtomicU64::new(0),
         }
     }
 
@@ -60,6 +65,7 @@ impl WriteContext {
     pub(crate) fn queue<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let guard = match &self.gate {
             Some(gate) => Some(gate.try_lock_for(self.busy_timeout).ok_or_else(|| {
+                self.gate_timeouts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("Database busy: write gate not acquired within the busy timeout");
                 Error::Busy
             })?),
@@ -71,5 +77,10 @@ impl WriteContext {
             MutexGuard::unlock_fair(guard);
         }
         out
+    }
+
+    /// Writes that timed out on the gate so far.
+    pub(crate) fn gate_timeouts(&self) -> u64 {
+        self.gate_timeouts.load(Ordering::Relaxed)
     }
 }

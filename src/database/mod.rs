@@ -281,6 +281,12 @@ impl Database {
         self.inner.writes.gate()
     }
 
+    /// Writes that got [`Error::Busy`] waiting on the write gate (the statistics count them
+    /// as busy errors of the write pool).
+    pub(crate) fn write_gate_timeouts(&self) -> u64 {
+        self.inner.writes.gate_timeouts()
+    }
+
     /// The `-wal` file beside the database file, or `None` in memory.
     pub(crate) fn wal_path(&self) -> Option<PathBuf> {
         self.path().map(|path| {

@@ -598,7 +598,7 @@ impl Database {
     /// pool (so taking statistics does not change them).
     pub fn connection_stats(&self) -> ConnectionStats {
         let (used_bytes, high_water_bytes) = memory_used();
-        self.metrics().connection_stats(
+        let mut stats = self.metrics().connection_stats(
             |role| {
                 let pool = self.pool(role);
                 let state = pool.state();
@@ -619,7 +619,26 @@ impl Database {
                 }),
                 page_cache: true,
             },
-        )
+        );
+        add_write_busy_errors(&mut stats, self.write_gate_timeouts());
+        stats
+    }
+}
+
+/// Adds `n` busy errors that ran no statement (writes that timed out on the write gate) to
+/// the pool that serves writes and to the total. Left out when the counters are off, as
+/// every other count is.
+fn add_write_busy_errors(stats: &mut ConnectionStats, n: u64) {
+    if !stats.instrumented || n == 0 {
+        return;
+    }
+    if let Some(pool) = stats
+        .pools
+        .iter_mut()
+        .find(|p| matches!(p.pool, PoolName::Write | PoolName::Shared))
+    {
+        pool.queries.busy_errors += n;
+        stats.total.queries.busy_errors += n;
     }
 }
 

@@ -160,7 +160,9 @@ pub struct QueryStats {
     /// Statements that failed (any error, busy errors included).
     pub errors: u64,
     /// Statements that failed with SQLITE_BUSY ("database is locked"), or on PostgreSQL
-    /// with a lock or statement timeout ([`Error::Busy`](crate::Error::Busy) in both cases).
+    /// with a lock or statement timeout ([`Error::Busy`](crate::Error::Busy) in both cases);
+    /// on SQLite's write pool also writes that timed out queued on the write gate, before
+    /// any statement (so this can exceed `errors`).
     pub busy_errors: u64,
     /// Statements slower than `DB_SLOW_QUERY_MS` (each was logged at WARN).
     pub slow_queries: u64,

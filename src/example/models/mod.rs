@@ -15,3 +15,4 @@ mod user;
 
 pub use post::{NewPost, Post, PostChanges, PostId, PostWithAuthor};
 pub use user::{NewUser, User, UserChanges, UserId};
+pub(crate) use user::{check_name, email_key, stored_email};

@@ -1,5 +1,7 @@
 //! The `users` repository and its typed query builder.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDateTime};
 use diesel::dsl::{AsSelect, IntoBoxed, Select};
 use diesel::prelude::*;
@@ -9,11 +11,45 @@ use serde::{Deserialize, Serialize};
 use crate::batch::EngineRows;
 use crate::engine::EngineKind;
 use crate::error::{Error, Result};
-use crate::example::models::{NewUser, User, UserChanges, UserId};
+use crate::example::models::{
+    NewUser, User, UserChanges, UserId, check_name, email_key, stored_email,
+};
 use crate::example::schema::users;
 use crate::executor::Executor;
 use crate::paging::{Limit, Page};
 use crate::timestamp::DbTimestamp;
+
+/// PostgreSQL's unique index on `lower(email)` guards `users.email`: its conflict (a row
+/// stored in other letters around the repository) is the email's. (SQLite's twin is on
+/// `email COLLATE NOCASE`, which SQLite reports as `users.email` itself.)
+const EMAIL_LOWER_KEY: &str = "users_email_lower_key";
+
+/// `error`, with a conflict on the case-insensitive email index named `users.email`.
+fn email_conflict(error: Error) -> Error {
+    match error {
+        Error::Conflict { constraint, chunk } if constraint == EMAIL_LOWER_KEY => Error::Conflict {
+            constraint: "users.email".to_owned(),
+            chunk,
+        },
+        other => other,
+    }
+}
+
+/// `error` (a row's invalid value) with the row named, for a batch of `len` rows.
+fn in_row(error: Error, index: usize, len: usize) -> Error {
+    match error {
+        Error::InvalidInput {
+            what,
+            value,
+            reason,
+        } => Error::InvalidInput {
+            what,
+            value,
+            reason: format!("{reason} (row {index} of a batch of {len}; nothing was inserted)"),
+        },
+        other => other,
+    }
+}
 
 /// The boxed diesel query a [`UserQuery`] builds.
 pub type UserSelect = IntoBoxed<'static, Select<users::table, AsSelect<User, Sqlite>>, Sqlite>;
@@ -23,35 +59,63 @@ pub type UserSelect = IntoBoxed<'static, Select<users::table, AsSelect<User, Sql
 pub struct Users;
 
 impl Users {
-    /// Inserts one user and returns the stored row.
+    /// Inserts one user and returns the stored row (its email trimmed and lowercased, see
+    /// [`NewUser::email`]).
     ///
     /// # Errors
     ///
-    /// [`Error::Conflict`] naming `users.email` when the email is taken.
+    /// [`Error::InvalidInput`] naming `users.name` or `users.email` for a value they do not
+    /// accept (nothing is written), [`Error::Conflict`] naming `users.email` when the email is
+    /// taken in any letter case.
     pub fn insert<E: EngineKind>(exec: impl Executor<E>, new: &NewUser<'_>) -> Result<User> {
+        check_name(new.name)?;
+        let email = stored_email(new.email)?;
+        let new = NewUser {
+            email: &email,
+            ..*new
+        };
         exec.write(|conn| {
             Ok(crate::on_engine!(conn, |c| diesel::insert_into(
                 users::table
             )
-            .values(new)
+            .values(&new)
             .returning(User::as_returning())
             .get_result(c))?)
         })
+        .map_err(email_conflict)
     }
 
     /// Inserts many users as multi-row statements in one transaction; returns the count.
+    /// Every row is checked as [`Users::insert`] checks it before anything is written.
     ///
     /// # Errors
     ///
-    /// The first failing statement's error naming its chunk; no row of the batch is kept.
-    pub fn batch_insert<'a, E: EngineKind>(
+    /// [`Error::InvalidInput`] for the first row with a value `users.name` or `users.email`
+    /// does not accept, its index in the reason (nothing is written); otherwise the first
+    /// failing statement's error naming its chunk; no row of the batch is kept.
+    pub fn batch_insert<E: EngineKind>(
         exec: impl Executor<E>,
-        rows: &'a [NewUser<'a>],
+        rows: &[NewUser<'_>],
     ) -> Result<usize>
     where
-        NewUser<'a>: EngineRows<'a, users::table, E>,
+        for<'b> NewUser<'b>: EngineRows<'b, users::table, E>,
     {
-        exec.batch_insert(users::table, rows)
+        let emails = rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                check_name(row.name)
+                    .and_then(|()| stored_email(row.email))
+                    .map_err(|error| in_row(error, i, rows.len()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rows: Vec<NewUser<'_>> = rows
+            .iter()
+            .zip(&emails)
+            .map(|(row, email)| NewUser { email, ..*row })
+            .collect();
+        exec.batch_insert(users::table, &rows)
+            .map_err(email_conflict)
     }
 
     /// The user with `id`, or `None`.
@@ -69,7 +133,8 @@ impl Users {
         })
     }
 
-    /// The user with `email` (exact match), or `None`.
+    /// The user with `email` in any letter case (and with surrounding whitespace ignored), or
+    /// `None`: the address is looked up in the form it is stored in.
     ///
     /// # Errors
     ///
@@ -78,6 +143,8 @@ impl Users {
         exec: impl Executor<E>,
         email: &str,
     ) -> Result<Option<User>> {
+        let email = email_key(email);
+        let email = &*email;
         exec.read(|conn| {
             Ok(crate::on_engine!(conn, |c| users::table
                 .filter(users::email.eq(email))
@@ -91,12 +158,21 @@ impl Users {
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] when there is no such user, [`Error::Conflict`] for a taken email.
+    /// [`Error::NotFound`] when there is no such user, [`Error::Conflict`] for a taken email,
+    /// [`Error::InvalidInput`] for a name or email [`NewUser`] would not accept either.
     pub fn update<E: EngineKind>(
         exec: impl Executor<E>,
         id: UserId,
         changes: &UserChanges,
     ) -> Result<User> {
+        if let Some(name) = &changes.name {
+            check_name(name)?;
+        }
+        let email = changes.email.as_deref().map(stored_email).transpose()?;
+        let changes = &UserChanges {
+            email: email.map(Cow::into_owned),
+            ..changes.clone()
+        };
         exec.write(|conn| {
             Ok(crate::on_engine!(conn, |c| diesel::update(
                 users::table.find(id)
@@ -105,6 +181,7 @@ impl Users {
             .returning(User::as_returning())
             .get_result(c))?)
         })
+        .map_err(email_conflict)
     }
 
     /// Marks the user inactive (their rows stay) and returns the new row.
@@ -348,9 +425,9 @@ impl UserQuery {
         self
     }
 
-    /// Emails at `domain` (`...@domain`, ASCII case-insensitive).
+    /// Emails at `domain` (`...@domain`), in any letter case: emails are stored lowercased.
     pub fn email_domain(mut self, domain: impl Into<String>) -> Self {
-        self.email_domain = Some(domain.into());
+        self.email_domain = Some(domain.into().to_lowercase());
         self
     }
 
