@@ -953,7 +953,7 @@ fn the_cli_migrates_and_checks_postgres_and_names_the_tool_for_sqlite_only_comma
     };
     let (code, out, err) = litedal(&["migrate"], &url);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains("applied 3 pending migration(s)"), "{out}");
+    assert!(out.contains("applied 4 pending migration(s)"), "{out}");
     let (code, out, _) = litedal(&["migrate"], &url);
     assert_eq!(code, Some(0));
     assert!(out.contains("no pending migrations"), "{out}");
