@@ -141,6 +141,8 @@ pub(crate) fn build_pool(
                 pragmas: config.pragmas(role),
             },
             stable_query_plans: config.stable_query_plans(),
+            limits: config.sqlite_limits(),
+            load_extensions: config.load_extensions(),
             hook: config.on_connect().cloned(),
             hook_error: Arc::clone(&hook_error),
             writes: Arc::clone(writes),
