@@ -493,3 +493,102 @@ fn bulk_inserts_of_wide_and_narrow_models_fit_the_limits() {
         .unwrap();
     assert_eq!((sum.v, sum.last), (69_999 * 70_000 / 2, 69_999));
 }
+
+/// The parents-and-children schema, then SQLite's table rebuild of the parents.
+const REBUILD: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("tests/migrations/rebuild");
+
+fn count(db: &Database, table: &str) -> i64 {
+    let mut conn = db.read_connection().unwrap();
+    value_of(&mut conn, &format!("SELECT count(*) AS v FROM {table}"))
+}
+
+fn foreign_keys_on_writer(db: &Database) -> i64 {
+    let mut conn = db.write_connection().unwrap();
+    diesel::sql_query("PRAGMA foreign_keys")
+        .get_result::<ForeignKeysRow>(&mut conn)
+        .unwrap()
+        .foreign_keys
+}
+
+#[derive(QueryableByName)]
+struct ForeignKeysRow {
+    #[diesel(sql_type = BigInt)]
+    foreign_keys: i64,
+}
+
+#[test]
+fn a_table_rebuild_migration_at_open_keeps_every_child_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir, |b| b.migrations(&REBUILD));
+    assert_eq!(db.applied_migrations().unwrap().len(), 2);
+    assert_eq!(count(&db, "children"), 10);
+    assert_eq!(count(&db, "parents"), 3);
+    // The rebuilt table is the parent again: its children still cascade.
+    assert_eq!(foreign_keys_on_writer(&db), 1);
+    db.transaction(|conn| Ok(conn.batch_execute("DELETE FROM parents WHERE id = 3")?))
+        .unwrap();
+    assert_eq!(count(&db, "children"), 6);
+}
+
+/// A migrations directory with the rebuild's first migration, and `extra` after it.
+fn migrations_dir(extra: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/migrations/rebuild");
+    let mut all: Vec<(String, String)> = Vec::new();
+    for name in [
+        "2024-01-01-000000_parents_and_children",
+        "2024-01-02-000000_rebuild_parents",
+    ] {
+        let up = std::fs::read_to_string(source.join(name).join("up.sql")).unwrap();
+        all.push((name.to_owned(), up));
+    }
+    all.extend(extra.iter().map(|(n, up)| (n.to_string(), up.to_string())));
+    for (name, up) in all {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("up.sql"), up).unwrap();
+        std::fs::write(d.join("down.sql"), "SELECT 1;").unwrap();
+    }
+    dir
+}
+
+#[test]
+fn run_pending_migrations_rebuilds_a_parent_table_without_losing_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = migrations_dir(&[]);
+    let db = open(&dir, |b| b);
+    let files = diesel_migrations::FileBasedMigrations::from_path(migrations.path()).unwrap();
+    assert_eq!(db.run_pending_migrations_from(files).unwrap().len(), 2);
+    assert_eq!(count(&db, "children"), 10);
+    assert_eq!(foreign_keys_on_writer(&db), 1);
+}
+
+#[test]
+fn migrations_that_leave_a_row_pointing_nowhere_are_refused_and_nothing_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = migrations_dir(&[(
+        "2024-01-03-000000_dangling",
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY);
+         INSERT INTO children (id, parent_id) VALUES (77, 999);",
+    )]);
+    let db = open(&dir, |b| b);
+    let files = diesel_migrations::FileBasedMigrations::from_path(migrations.path()).unwrap();
+    let error = db.run_pending_migrations_from(files).unwrap_err();
+    let report = format!("{}", error.report());
+    assert!(matches!(error, Error::Migration { .. }), "{error:?}");
+    assert!(
+        report.contains("rowid 77 of table children points to a row of parents"),
+        "{report}"
+    );
+    // None of the three migrations was applied, nor anything of them.
+    assert!(db.applied_migrations().unwrap().is_empty());
+    let mut conn = db.read_connection().unwrap();
+    let tables = value_of(
+        &mut conn,
+        "SELECT count(*) AS v FROM sqlite_schema WHERE name IN ('parents', 'children', 'audit')",
+    );
+    assert_eq!(tables, 0);
+    drop(conn);
+    assert_eq!(foreign_keys_on_writer(&db), 1);
+}

@@ -446,6 +446,31 @@ impl Database {
         transaction::write_transaction(&mut conn, &self.inner.writes, f).map_err(|e| self.locate(e))
     }
 
+    /// Runs migrations `f` as [`Database::transaction`] runs a closure, but with foreign keys
+    /// off on the connection around the transaction and `PRAGMA foreign_key_check` before it
+    /// commits (see `transaction::with_foreign_keys_off`): a migration that rebuilds a parent
+    /// table keeps its child rows, and one that leaves a row pointing nowhere is refused.
+    ///
+    /// # Errors
+    ///
+    /// As [`Database::transaction`]; [`Error::Migration`] naming the first dangling row.
+    pub(crate) fn migration_transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T>,
+    {
+        let _span = tracing::debug_span!("db.migrations", role = "write").entered();
+        let _writing = WritingGuard::enter(self.id())?;
+        let mut conn = self.checkout(Role::Write)?;
+        transaction::with_foreign_keys_off(&mut conn, |conn| {
+            transaction::write_transaction(conn, &self.inner.writes, |conn| {
+                let value = f(conn)?;
+                transaction::check_foreign_keys(conn)?;
+                Ok(value)
+            })
+        })
+        .map_err(|e| self.locate(e))
+    }
+
     /// Runs `f` on a read connection inside one read transaction, so every statement in it
     /// sees the same snapshot of the database.
     ///

@@ -17,7 +17,7 @@ use diesel_migrations::MigrationHarness;
 
 use super::connection::{setup_error, setup_with_hook};
 use super::raw::{Hardening, RawHandle};
-use super::transaction::immediate;
+use super::transaction::{check_foreign_keys, immediate, with_foreign_keys_off};
 use crate::config::{Config, Migrations};
 use crate::error::{Error, Result};
 use crate::pragmas::Role;
@@ -149,13 +149,22 @@ pub(crate) fn open_first_connection(
         // lock is taken the way every write takes it, and the check is repeated under it (a
         // process that opened at the same moment may have migrated meanwhile).
         if has_pending_migrations(&mut conn, migrations)? {
-            let applied = immediate(&mut conn, config.busy_timeout(), |conn| {
-                conn.run_pending_migrations(migrations)
-                    .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
-                    .map_err(|source| Error::Migration {
-                        doing: "running the configured migrations at open",
-                        source,
-                    })
+            // Foreign keys off around the transaction, checked before it commits (see
+            // `with_foreign_keys_off`): a table rebuild must not cascade into its children.
+            let applied = with_foreign_keys_off(&mut conn, |conn| {
+                immediate(conn, config.busy_timeout(), |conn| {
+                    let applied = conn
+                        .run_pending_migrations(migrations)
+                        .map(|versions| {
+                            versions.iter().map(ToString::to_string).collect::<Vec<_>>()
+                        })
+                        .map_err(|source| Error::Migration {
+                            doing: "running the configured migrations at open",
+                            source,
+                        })?;
+                    check_foreign_keys(conn)?;
+                    Ok(applied)
+                })
             })?;
             if !applied.is_empty() {
                 tracing::info!(migrations = ?applied, "Database migrations applied");
