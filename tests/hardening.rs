@@ -592,3 +592,88 @@ fn migrations_that_leave_a_row_pointing_nowhere_are_refused_and_nothing_is_appli
     drop(conn);
     assert_eq!(foreign_keys_on_writer(&db), 1);
 }
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Checkpoint {
+    #[diesel(sql_type = Integer)]
+    busy: i32,
+    #[diesel(sql_type = Integer)]
+    log: i32,
+    #[diesel(sql_type = Integer)]
+    checkpointed: i32,
+}
+
+/// A connection outside the pools that waits for no lock.
+fn impatient(dir: &tempfile::TempDir) -> SqliteConnection {
+    let mut conn = SqliteConnection::establish(&url(dir)).unwrap();
+    conn.batch_execute("PRAGMA busy_timeout = 0").unwrap();
+    conn
+}
+
+#[test]
+fn a_raw_begin_left_open_on_a_writer_is_rolled_back_at_check_in_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir, |b| b);
+    db.transaction(|conn| {
+        Ok(conn.batch_execute("CREATE TABLE items (id INTEGER PRIMARY KEY, n INTEGER)")?)
+    })
+    .unwrap();
+    {
+        let mut conn = db.write_connection().unwrap();
+        conn.batch_execute("BEGIN IMMEDIATE; INSERT INTO items (n) VALUES (1);")
+            .unwrap();
+        // Dropped without COMMIT: back to the pool.
+    }
+    // Another connection writes at once: nobody holds the write lock.
+    impatient(&dir)
+        .batch_execute("INSERT INTO items (n) VALUES (2)")
+        .unwrap();
+    // The pool's writer (the same connection: the pool has one) writes too.
+    db.transaction(|conn| Ok(conn.batch_execute("INSERT INTO items (n) VALUES (3)")?))
+        .unwrap();
+    let mut conn = db.read_connection().unwrap();
+    // The write left open was rolled back: 2 + 3.
+    assert_eq!(value_of(&mut conn, "SELECT sum(n) AS v FROM items"), 5);
+    drop(conn);
+    let stats = db.connection_stats();
+    assert_eq!(stats.transactions.write.left_open, 1);
+    assert_eq!(stats.transactions.read.left_open, 0);
+    let metrics = db.render_metrics().unwrap();
+    assert!(
+        metrics.contains(r#"litedal_transactions_total{outcome="left_open",role="write"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_raw_begin_left_open_on_a_reader_no_longer_pins_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir, |b| b.pool_size(1));
+    db.transaction(|conn| {
+        Ok(conn.batch_execute("CREATE TABLE items (id INTEGER PRIMARY KEY, n INTEGER)")?)
+    })
+    .unwrap();
+    {
+        let mut conn = db.read_connection().unwrap();
+        conn.batch_execute("BEGIN").unwrap();
+        assert_eq!(value_of(&mut conn, "SELECT count(*) AS v FROM items"), 0);
+    }
+    db.transaction(|conn| Ok(conn.batch_execute("INSERT INTO items (n) VALUES (1)")?))
+        .unwrap();
+    // A snapshot older than the last commit would keep TRUNCATE from resetting the WAL.
+    let checkpoint = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .get_result::<Checkpoint>(&mut impatient(&dir))
+        .unwrap();
+    assert_eq!(
+        checkpoint,
+        Checkpoint {
+            busy: 0,
+            log: 0,
+            checkpointed: 0
+        }
+    );
+    let mut conn = db.read_connection().unwrap();
+    assert_eq!(value_of(&mut conn, "SELECT count(*) AS v FROM items"), 1);
+    drop(conn);
+    assert_eq!(db.connection_stats().transactions.read.left_open, 1);
+}
