@@ -677,3 +677,92 @@ fn a_raw_begin_left_open_on_a_reader_no_longer_pins_the_wal() {
     drop(conn);
     assert_eq!(db.connection_stats().transactions.read.left_open, 1);
 }
+
+/// Runs test `name` again in a child process of this test binary, alone (no other test's
+/// threads touch SQLite there), and checks that it passed; returns true inside the child,
+/// where the caller then runs the test's body.
+fn in_child_process(name: &str) -> bool {
+    const CHILD: &str = "LITEDAL_HARDENING_CHILD";
+    if std::env::var(CHILD).as_deref() == Ok(name) {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(CHILD, name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child {name}: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+#[test]
+fn init_sqlite_from_many_threads_while_databases_open_decides_once() {
+    if !in_child_process("init_sqlite_from_many_threads_while_databases_open_decides_once") {
+        return;
+    }
+    let threads = 8;
+    let barrier = Arc::new(std::sync::Barrier::new(threads));
+    let workers: Vec<_> = (0..threads)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                if i % 2 == 0 {
+                    // SAFETY: in this process every use of SQLite goes through litedal's
+                    // `Database::open` or `init_sqlite`, which wait for each other.
+                    Some(unsafe { litedal::init_sqlite() })
+                } else {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = open(&dir, |b| b);
+                    db.transaction(|conn| {
+                        Ok(conn.batch_execute(
+                            "CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1)",
+                        )?)
+                    })
+                    .unwrap();
+                    let mut conn = db.read_connection().unwrap();
+                    assert_eq!(value_of(&mut conn, "SELECT sum(n) AS v FROM t"), 1);
+                    None
+                }
+            })
+        })
+        .collect();
+    let answers: Vec<bool> = workers
+        .into_iter()
+        .filter_map(|worker| worker.join().unwrap())
+        .collect();
+    assert_eq!(answers.len(), threads / 2);
+    // SAFETY: as above; SQLite is initialized by now, so this only reads the decision.
+    let last = unsafe { litedal::init_sqlite() };
+    assert!(
+        answers.iter().all(|&a| a == last),
+        "{answers:?} then {last}"
+    );
+}
+
+#[test]
+fn database_open_leaves_sqlite_configuration_alone_while_other_threads_run() {
+    if !in_child_process("database_open_leaves_sqlite_configuration_alone_while_other_threads_run")
+    {
+        return;
+    }
+    // Another thread of the process exists (it could be in SQLite through other code):
+    // `Database::open` must not call sqlite3_config now.
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || stopped.recv());
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir, |b| b);
+    db.transaction(|conn| Ok(conn.batch_execute("CREATE TABLE t (n INTEGER)")?))
+        .unwrap();
+    // SAFETY: the other thread does not use SQLite; SQLite is initialized by now, so this
+    // only reads the decision `Database::open` made.
+    assert!(!unsafe { litedal::init_sqlite() });
+    stop.send(()).unwrap();
+    other.join().unwrap().unwrap();
+}

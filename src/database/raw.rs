@@ -68,10 +68,10 @@ unsafe extern "C" fn remember_opened(
 /// SQLite's result code when registration failed.
 pub(crate) fn register_open_hook() -> Result<(), String> {
     static REGISTERED: OnceLock<c_int> = OnceLock::new();
+    // Registering initializes SQLite: the mutexes are chosen first (when that is race-free).
+    super::sqlite_mutex::install_if_alone();
     // SAFETY: `remember_opened` has the signature SQLite expects of an auto-extension entry
     // point and is a `'static` function; registering it twice is a no-op for SQLite.
-    // Registering initializes SQLite: the mutexes are chosen first.
-    super::sqlite_mutex::install();
     let rc =
         *REGISTERED.get_or_init(|| unsafe { ffi::sqlite3_auto_extension(Some(remember_opened)) });
     if rc == ffi::SQLITE_OK {
