@@ -4,9 +4,11 @@
 //!
 //! diesel 2.3 gives no access to the handle, and litedal needs it for what diesel has no API
 //! for: turning on the query planner stability guarantee (`sqlite3_db_config`, see
-//! [`RawHandle::set_stable_query_plans`]), asking whether SQLite still has a transaction
-//! open (`sqlite3_get_autocommit`, after a statement failed with an I/O error or a full disk
-//! SQLite may have rolled the whole transaction back), noticing every such rollback
+//! [`RawHandle::set_stable_query_plans`]), SQLite's hardening of every connection (defensive
+//! mode, `trusted_schema` off, extension loading off, `sqlite3_limit`: [`RawHandle::harden`]),
+//! asking whether SQLite still has a transaction open (`sqlite3_get_autocommit`, after a
+//! statement failed with an I/O error or a full disk SQLite may have rolled the whole
+//! transaction back, and when a connection goes back to the pool), noticing every such rollback
 //! (`sqlite3_rollback_hook`), and refusing any commit but litedal's own while a write
 //! transaction is open (`sqlite3_commit_hook`), so that statements run after such a rollback
 //! cannot commit half of the transaction one row at a time.
