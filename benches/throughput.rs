@@ -154,7 +154,8 @@ fn main() -> BoxResult<()> {
         return reads::child_reads(&args[i + 1..]);
     }
     // Before anything touches SQLite: the mutexes litedal uses, for every row in this process.
-    if !litedal::init_sqlite() {
+    // SAFETY: first thing in main, before any thread starts.
+    if !unsafe { litedal::init_sqlite() } {
         return Err("litedal::init_sqlite() could not install litedal's mutexes".into());
     }
     let quick = args.iter().any(|a| a == "--quick");

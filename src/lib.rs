@@ -74,7 +74,7 @@ pub use observe::stats::{
     TransactionCounts, TransactionStats,
 };
 pub use paging::{Limit, Page};
-pub use pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
+pub use pragmas::{CheckpointMode, Pragmas, Role, SqliteLimits, Synchronous, TempStore};
 pub use timestamp::{DbTimestamp, StoredTimestamp};
 pub use upkeep::{
     BackupProgress, BackupReport, CheckDepth, CheckpointReport, Overwrite, RestoreReport,

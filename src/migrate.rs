@@ -25,10 +25,17 @@ impl Database {
     /// transaction, and returns the names of those it applied, oldest first (empty when
     /// none was pending).
     ///
+    /// Foreign keys are off on the connection while the migrations run (a migration cannot
+    /// turn them off itself inside the transaction), so SQLite's table rebuild (create the new
+    /// table, copy, drop the old one, rename) keeps the child rows of a parent table instead
+    /// of deleting them through `ON DELETE CASCADE`; `PRAGMA foreign_key_check` runs before
+    /// the commit, and migrations that leave a row pointing nowhere are rolled back.
+    ///
     /// # Errors
     ///
-    /// [`Error::Migration`] when no migrations were configured or a migration fails (none of
-    /// them is then applied), [`Error::Busy`] or [`Error::PoolTimeout`].
+    /// [`Error::Migration`] when no migrations were configured, a migration fails or the
+    /// migrations leave a row pointing nowhere (naming its table and rowid; none of them is
+    /// then applied), [`Error::Busy`] or [`Error::PoolTimeout`].
     ///
     /// ```
     /// use litedal::{Config, Database};
@@ -65,7 +72,7 @@ impl Database {
         &self,
         source: S,
     ) -> Result<Vec<String>> {
-        let applied = self.transaction(|conn| {
+        let applied = self.migration_transaction(|conn| {
             let pending = conn
                 .pending_migrations(source)
                 .map_err(migration_error("finding the pending migrations"))?;

@@ -178,6 +178,97 @@ impl Pragmas {
     }
 }
 
+/// SQLite's run-time limits (`sqlite3_limit`) on every connection of both pools: how large
+/// one value, one statement, one result row and one expression may be, and how many values a
+/// statement may bind. They bound what a crafted database file or an unexpected input can make
+/// SQLite allocate; a statement over a limit fails (`string or blob too big`,
+/// `statement too long`, `too many columns`, `Expression tree is too large`,
+/// `too many SQL variables`) instead of using the memory.
+///
+/// Set with [`ConfigBuilder::sqlite_limits`](crate::ConfigBuilder::sqlite_limits) or the
+/// `DB_SQLITE_MAX_*` variables; [`ConfigBuilder::build`](crate::ConfigBuilder::build) checks
+/// each against [`SqliteLimits::RANGES`], and the open checks that SQLite applied it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SqliteLimits {
+    /// `SQLITE_LIMIT_LENGTH` (`DB_SQLITE_MAX_LENGTH`): bytes in one string or blob, and in
+    /// one row; default 100,000,000.
+    pub length: u32,
+    /// `SQLITE_LIMIT_SQL_LENGTH` (`DB_SQLITE_MAX_SQL_LENGTH`): bytes of one SQL statement;
+    /// default 1,000,000 (the bulk insert's largest statement, 32766 bound values, is about
+    /// 200 KB).
+    pub sql_length: u32,
+    /// `SQLITE_LIMIT_COLUMN` (`DB_SQLITE_MAX_COLUMNS`): columns of a table, an index, a result
+    /// row, an `ORDER BY` or `GROUP BY`; default 1000.
+    pub columns: u32,
+    /// `SQLITE_LIMIT_EXPR_DEPTH` (`DB_SQLITE_MAX_EXPR_DEPTH`): nesting of one expression (a
+    /// chain of `n` `OR`s is `n` deep); default 200.
+    pub expr_depth: u32,
+    /// `SQLITE_LIMIT_VARIABLE_NUMBER` (`DB_SQLITE_MAX_VARIABLES`): the highest bind parameter
+    /// number; default 32766, never lower: the bulk insert binds up to 32766 values per
+    /// statement.
+    pub variables: u32,
+}
+
+impl Default for SqliteLimits {
+    fn default() -> Self {
+        SqliteLimits {
+            length: 100_000_000,
+            sql_length: 1_000_000,
+            columns: 1000,
+            expr_depth: 200,
+            variables: 32766,
+        }
+    }
+}
+
+/// One of [`SqliteLimits`]: its variable, its accepted range and its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LimitSetting {
+    /// The environment variable.
+    pub(crate) var: &'static str,
+    /// `SQLITE_LIMIT_*`.
+    pub(crate) id: i32,
+    pub(crate) value: u32,
+}
+
+impl SqliteLimits {
+    /// Each limit's variable and accepted range, inclusive. The upper bounds are SQLite's
+    /// own compile-time defaults (a build of SQLite with lower ceilings is reported at open);
+    /// the lower bounds keep what litedal itself needs (the bulk insert's statements and
+    /// binds, the migrations table).
+    pub const RANGES: [(&'static str, u32, u32); 5] = [
+        ("DB_SQLITE_MAX_LENGTH", 1_000_000, 1_000_000_000),
+        ("DB_SQLITE_MAX_SQL_LENGTH", 1_000_000, 1_000_000_000),
+        ("DB_SQLITE_MAX_COLUMNS", 16, 2000),
+        ("DB_SQLITE_MAX_EXPR_DEPTH", 16, 1000),
+        ("DB_SQLITE_MAX_VARIABLES", 32766, 250_000),
+    ];
+
+    /// The limits with their variables and `SQLITE_LIMIT_*` ids, in the order of
+    /// [`SqliteLimits::RANGES`].
+    pub(crate) fn settings(&self) -> [LimitSetting; 5] {
+        use libsqlite3_sys as ffi;
+        let [length, sql_length, columns, expr_depth, variables] =
+            Self::RANGES.map(|(var, _, _)| var);
+        let setting = |var, id, value| LimitSetting { var, id, value };
+        [
+            setting(length, ffi::SQLITE_LIMIT_LENGTH, self.length),
+            setting(sql_length, ffi::SQLITE_LIMIT_SQL_LENGTH, self.sql_length),
+            setting(columns, ffi::SQLITE_LIMIT_COLUMN, self.columns),
+            setting(expr_depth, ffi::SQLITE_LIMIT_EXPR_DEPTH, self.expr_depth),
+            setting(variables, ffi::SQLITE_LIMIT_VARIABLE_NUMBER, self.variables),
+        ]
+    }
+
+    /// The accepted range of the limit of `var`.
+    pub(crate) fn range(var: &str) -> Option<(u32, u32)> {
+        Self::RANGES
+            .iter()
+            .find(|(name, _, _)| *name == var)
+            .map(|&(_, min, max)| (min, max))
+    }
+}
+
 /// The r2d2 connection customizer: applies the role's [`Pragmas`] to each new connection.
 #[derive(Debug, Clone)]
 pub struct PragmaCustomizer {

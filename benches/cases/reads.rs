@@ -175,7 +175,8 @@ pub fn child_reads(args: &[String]) -> BoxResult<()> {
     if rc != 0 {
         return Err(format!("sqlite3_initialize: {rc}").into());
     }
-    if litedal::init_sqlite() {
+    // SAFETY: this child process runs no other thread yet.
+    if unsafe { litedal::init_sqlite() } {
         return Err("litedal's mutexes were installed after sqlite3_initialize".into());
     }
     let run = point_read_run(

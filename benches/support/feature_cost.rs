@@ -55,7 +55,8 @@ pub fn child(args: &[String]) -> ChildResult<()> {
     };
     let path = Path::new(path);
     let count: usize = count.parse()?;
-    if !litedal::init_sqlite() {
+    // SAFETY: this child process runs no other thread yet.
+    if !unsafe { litedal::init_sqlite() } {
         return Err("litedal::init_sqlite() could not install litedal's mutexes".into());
     }
     let rate = match work.as_str() {

@@ -10,7 +10,7 @@ use super::migrations::Migrations;
 use super::settings::Config;
 use super::thresholds::{HealthThresholds, Limits};
 use crate::error::{Error, Result};
-use crate::pragmas::{CheckpointMode, Role, Synchronous, TempStore};
+use crate::pragmas::{CheckpointMode, Role, SqliteLimits, Synchronous, TempStore};
 use crate::url::{parse_database_url, redact_password};
 
 /// The largest pool size accepted.
@@ -69,6 +69,8 @@ pub struct ConfigBuilder {
     pub(super) instrumentation: bool,
     pub(super) foreign_keys: bool,
     pub(super) stable_query_plans: bool,
+    pub(super) sqlite_limits: SqliteLimits,
+    pub(super) load_extensions: bool,
     pub(super) on_connect: Option<ConnectionHook>,
     pub(super) health_read_latency: Option<Limits<Duration>>,
     pub(super) health_write_latency: Option<Limits<Duration>>,
@@ -208,6 +210,8 @@ impl Default for ConfigBuilder {
             instrumentation: true,
             foreign_keys: true,
             stable_query_plans: true,
+            sqlite_limits: SqliteLimits::default(),
+            load_extensions: false,
             on_connect: None,
             health_read_latency: None,
             health_write_latency: None,
@@ -384,6 +388,27 @@ impl ConfigBuilder {
     /// a plan matters more than preparing once.
     pub fn stable_query_plans(mut self, enabled: bool) -> Self {
         self.stable_query_plans = enabled;
+        self
+    }
+
+    /// SQLite's limits on every connection (`DB_SQLITE_MAX_LENGTH`,
+    /// `DB_SQLITE_MAX_SQL_LENGTH`, `DB_SQLITE_MAX_COLUMNS`, `DB_SQLITE_MAX_EXPR_DEPTH`,
+    /// `DB_SQLITE_MAX_VARIABLES`); default [`SqliteLimits::default`]. Each is checked against
+    /// [`SqliteLimits::RANGES`] in [`build`](Self::build).
+    pub fn sqlite_limits(mut self, limits: SqliteLimits) -> Self {
+        self.sqlite_limits = limits;
+        self
+    }
+
+    /// Lets the [connection hook](Self::on_connect) load SQLite extensions; default false.
+    /// Every connection has extension loading off (SQLite's C API and the
+    /// `load_extension()` SQL function); with this set, it is on while the hook runs, so the
+    /// hook can `SELECT load_extension('/path/to/ext')`, and off again before any other SQL
+    /// (a view or trigger of the file among it) runs. There is no environment variable:
+    /// which libraries a process loads is the application's code, not its deployment.
+    /// [`build`](Self::build) refuses it without a hook.
+    pub fn load_extensions(mut self, enabled: bool) -> Self {
+        self.load_extensions = enabled;
         self
     }
 
@@ -691,6 +716,21 @@ impl ConfigBuilder {
         check(found, self.allow_unsafe_settings)
     }
 
+    /// Each of the SQLite limits within its range of [`SqliteLimits::RANGES`].
+    fn check_sqlite_limits(&self) -> Result<()> {
+        for setting in self.sqlite_limits.settings() {
+            let (min, max) = SqliteLimits::range(setting.var).unwrap_or((0, u32::MAX));
+            if !(min..=max).contains(&setting.value) {
+                return Err(Error::config(
+                    setting.var,
+                    setting.value.to_string(),
+                    format!("accepted: a whole number from {min} to {max}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Validates every value and derives the pool sizes.
     ///
     /// # Errors
@@ -759,6 +799,15 @@ impl ConfigBuilder {
         }
         let health_thresholds = self.resolve_health()?;
         self.check_unsafe_sqlite(&location)?;
+        self.check_sqlite_limits()?;
+        if self.load_extensions && self.on_connect.is_none() {
+            return Err(Error::config(
+                "ConfigBuilder::load_extensions",
+                "true",
+                "only applies with a connection hook (ConfigBuilder::on_connect) that loads the \
+                 extensions; extension loading is on only while the hook runs",
+            ));
+        }
         Ok(Config {
             location,
             database_url: self.database_url,
@@ -805,6 +854,8 @@ impl ConfigBuilder {
             instrumentation: self.instrumentation,
             foreign_keys: self.foreign_keys,
             stable_query_plans: self.stable_query_plans,
+            sqlite_limits: self.sqlite_limits,
+            load_extensions: self.load_extensions,
             on_connect: self.on_connect,
             health_thresholds,
         })

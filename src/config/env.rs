@@ -8,7 +8,7 @@ use super::secret_file::{file_form_of, read_secret_file};
 use super::settings::Config;
 use super::thresholds::Limits;
 use crate::error::{Error, Result};
-use crate::pragmas::{CheckpointMode, Synchronous, TempStore};
+use crate::pragmas::{CheckpointMode, SqliteLimits, Synchronous, TempStore};
 
 /// Every environment variable litedal reads, with its default and meaning (shown by the CLI).
 pub const ENV_VARS: &[(&str, &str, &str)] = &[
@@ -152,6 +152,31 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "DB_ALLOW_UNSAFE_SETTINGS",
         "false",
         "accept settings that can lose or corrupt data or hang writers (nolock=1 in the URI, DB_SYNCHRONOUS=off, DB_BUSY_TIMEOUT_MS=0, DB_LOCK_TIMEOUT_MS=0), each logged at WARN; refused with an error otherwise",
+    ),
+    (
+        "DB_SQLITE_MAX_LENGTH",
+        "100000000",
+        "SQLite: most bytes in one string, blob or row (1000000..=1000000000)",
+    ),
+    (
+        "DB_SQLITE_MAX_SQL_LENGTH",
+        "1000000",
+        "SQLite: most bytes in one SQL statement (1000000..=1000000000)",
+    ),
+    (
+        "DB_SQLITE_MAX_COLUMNS",
+        "1000",
+        "SQLite: most columns in a table, index, result row, ORDER BY or GROUP BY (16..=2000)",
+    ),
+    (
+        "DB_SQLITE_MAX_EXPR_DEPTH",
+        "200",
+        "SQLite: deepest nesting of one expression (16..=1000)",
+    ),
+    (
+        "DB_SQLITE_MAX_VARIABLES",
+        "32766",
+        "SQLite: highest bind parameter number; never below the bulk insert's 32766 (32766..=250000)",
     ),
     (
         "DB_RUN_MIGRATIONS",
@@ -553,6 +578,29 @@ impl ConfigBuilder {
             "DB_ALLOW_UNSAFE_SETTINGS" => self.allow_unsafe_settings = v.boolean()?,
             "DB_FOREIGN_KEYS" => self.foreign_keys = v.boolean()?,
             "DB_STABLE_QUERY_PLANS" => self.stable_query_plans = v.boolean()?,
+            "DB_SQLITE_MAX_LENGTH"
+            | "DB_SQLITE_MAX_SQL_LENGTH"
+            | "DB_SQLITE_MAX_COLUMNS"
+            | "DB_SQLITE_MAX_EXPR_DEPTH"
+            | "DB_SQLITE_MAX_VARIABLES" => {
+                let (min, max) = SqliteLimits::range(var).unwrap_or((0, u32::MAX));
+                let unit = match var {
+                    "DB_SQLITE_MAX_COLUMNS" => "columns",
+                    "DB_SQLITE_MAX_EXPR_DEPTH" => "levels",
+                    "DB_SQLITE_MAX_VARIABLES" => "bind parameters",
+                    _ => "bytes",
+                };
+                let n = u32::try_from(v.number(u64::from(min), u64::from(max), unit)?)
+                    .unwrap_or(u32::MAX);
+                let limits = &mut self.sqlite_limits;
+                match var {
+                    "DB_SQLITE_MAX_LENGTH" => limits.length = n,
+                    "DB_SQLITE_MAX_SQL_LENGTH" => limits.sql_length = n,
+                    "DB_SQLITE_MAX_COLUMNS" => limits.columns = n,
+                    "DB_SQLITE_MAX_EXPR_DEPTH" => limits.expr_depth = n,
+                    _ => limits.variables = n,
+                }
+            }
             // Read by `cli::init_logging`; validated here too, so a typo is reported with the
             // other variables.
             "DB_LOG_FORMAT" => {

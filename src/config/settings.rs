@@ -8,7 +8,7 @@ use diesel_migrations::EmbeddedMigrations;
 use super::hook::ConnectionHook;
 use super::migrations::Migrations;
 use super::thresholds::HealthThresholds;
-use crate::pragmas::{CheckpointMode, Pragmas, Role, Synchronous, TempStore};
+use crate::pragmas::{CheckpointMode, Pragmas, Role, SqliteLimits, Synchronous, TempStore};
 use crate::url::DatabaseLocation;
 
 /// The bearer token of the metrics endpoint: a secret, so `Debug` never shows it.
@@ -51,6 +51,8 @@ pub struct Config {
     pub(super) instrumentation: bool,
     pub(super) foreign_keys: bool,
     pub(super) stable_query_plans: bool,
+    pub(super) sqlite_limits: SqliteLimits,
+    pub(super) load_extensions: bool,
     pub(super) on_connect: Option<ConnectionHook>,
     pub(super) health_thresholds: HealthThresholds,
 }
@@ -198,6 +200,17 @@ impl Config {
     /// [`ConfigBuilder::stable_query_plans`](crate::ConfigBuilder::stable_query_plans)).
     pub fn stable_query_plans(&self) -> bool {
         self.stable_query_plans
+    }
+
+    /// SQLite's limits on every connection (`DB_SQLITE_MAX_*`; see [`SqliteLimits`]).
+    pub fn sqlite_limits(&self) -> SqliteLimits {
+        self.sqlite_limits
+    }
+
+    /// True when the connection hook may load SQLite extensions (see
+    /// [`ConfigBuilder::load_extensions`](crate::ConfigBuilder::load_extensions)).
+    pub fn load_extensions(&self) -> bool {
+        self.load_extensions
     }
 
     /// True when checkouts and statements are counted and timed (the default).

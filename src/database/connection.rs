@@ -20,7 +20,7 @@ use super::observer::{CACHE_SAMPLE_EVERY, CacheCounters, ObserverFactory};
 use super::raw::{CacheSample, RawHandle};
 use crate::config::ConnectionHook;
 use crate::error::Error;
-use crate::pragmas::{PragmaCustomizer, Pragmas, Role};
+use crate::pragmas::{PragmaCustomizer, Pragmas, Role, SqliteLimits};
 
 /// Why SQLite rolled back a write transaction on its own: the failed statement's error, kept
 /// so that it can be returned again (to later operations and to the caller).
@@ -200,13 +200,19 @@ impl Instrumentation for ConnectionState {
 }
 
 /// The r2d2 customizer of litedal's pools: finds the connection's SQLite handle, sets the
-/// query planner stability guarantee as configured, applies the role's PRAGMAs, then
-/// installs [`ConnectionState`] (after the PRAGMAs, so that statistics count only the
-/// application's statements).
+/// query planner stability guarantee as configured, hardens the connection
+/// ([`RawHandle::harden`]: defensive mode, `trusted_schema` off, no extension loading, the
+/// limits), applies the role's PRAGMAs, then installs [`ConnectionState`] (after the PRAGMAs,
+/// so that statistics count only the application's statements).
 pub(crate) struct ConnectionCustomizer {
     pub(crate) pragmas: PragmaCustomizer,
     /// `DB_STABLE_QUERY_PLANS`.
     pub(crate) stable_query_plans: bool,
+    /// The `DB_SQLITE_MAX_*` limits.
+    pub(crate) limits: SqliteLimits,
+    /// [`ConfigBuilder::load_extensions`](crate::ConfigBuilder::load_extensions): loading
+    /// extensions is on while the hook runs.
+    pub(crate) load_extensions: bool,
     /// The application's own setup, run after the PRAGMAs.
     pub(crate) hook: Option<ConnectionHook>,
     /// The first error of `hook`, kept so that a pool that cannot be filled reports it
@@ -233,6 +239,7 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionCu
         let raw = RawHandle::capture(conn)
             .and_then(|raw| {
                 raw.set_stable_query_plans(self.stable_query_plans)?;
+                raw.harden(&self.limits).map_err(|e| e.to_string())?;
                 Ok(raw)
             })
             .map_err(|message| {
@@ -245,7 +252,15 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionCu
         match &self.hook {
             None => self.pragmas.on_acquire(conn)?,
             Some(hook) => {
-                if let Err(error) = setup_with_hook(conn, &self.pragmas.pragmas, role, hook) {
+                let setup = setup_with_hook(
+                    conn,
+                    &raw,
+                    &self.pragmas.pragmas,
+                    role,
+                    hook,
+                    self.load_extensions,
+                );
+                if let Err(error) = setup {
                     tracing::error!(role = %role, error = %error.report(), "Database connection setup failed");
                     let message = error.report().to_string();
                     self.hook_error.lock().get_or_insert(error);
@@ -277,27 +292,48 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionCu
 /// may set up what needs a write (a temporary table or view), and a reader is still read-only
 /// for the application.
 ///
+/// With `load_extensions`, loading SQLite extensions is on while the hook runs (so that it can
+/// `SELECT load_extension('...')`) and off again after it, whatever the hook returned: SQL
+/// run later, a crafted view or trigger among it, cannot load a library.
+///
 /// # Errors
 ///
-/// A PRAGMA's error, or [`Error::ConnectionHook`] with what the hook returned.
+/// A PRAGMA's error, [`Error::ConnectionHook`] with what the hook returned, or the error of
+/// turning extension loading on or off.
 pub(crate) fn setup_with_hook(
     conn: &mut SqliteConnection,
+    raw: &RawHandle,
     pragmas: &Pragmas,
     role: Role,
     hook: &ConnectionHook,
+    load_extensions: bool,
 ) -> Result<(), Error> {
     Pragmas {
         query_only: false,
         ..pragmas.clone()
     }
     .apply(conn)?;
-    hook.run(conn, role)
-        .map_err(|source| Error::ConnectionHook {
-            role,
-            source: Box::new(source),
-        })?;
+    if load_extensions {
+        raw.set_load_extension(true).map_err(setup_error)?;
+    }
+    let ran = hook.run(conn, role);
+    if load_extensions {
+        raw.set_load_extension(false).map_err(setup_error)?;
+    }
+    ran.map_err(|source| Error::ConnectionHook {
+        role,
+        source: Box::new(source),
+    })?;
     if pragmas.query_only {
         conn.batch_execute("PRAGMA query_only = ON")?;
     }
     Ok(())
+}
+
+/// A failure of litedal's own setup of a connection through its raw handle.
+pub(crate) fn setup_error(message: String) -> Error {
+    Error::Database(DieselError::DatabaseError(
+        DatabaseErrorKind::Unknown,
+        Box::new(message),
+    ))
 }

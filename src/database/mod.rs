@@ -53,18 +53,30 @@ pub(crate) use raw::memory_used;
 /// SQLite's mutex implementation is process-wide and can only be chosen before SQLite
 /// initializes. litedal chooses parking_lot's mutexes, which spin briefly before they sleep:
 /// with SQLite's own pthread mutexes, point reads on 2 threads ran slower than on one (see
-/// PERFORMANCE.md). [`Database::open`] does this by itself; call `init_sqlite` first thing in
-/// `main` only when other code (another library, a plain diesel connection) may touch SQLite
-/// before the first `Database::open`. When SQLite was initialized already, it keeps its own
-/// mutexes, litedal works the same, this returns `false`, and `Database::open` logs it once
-/// at INFO.
+/// PERFORMANCE.md). [`Database::open`] chooses them by itself only when its thread is the only
+/// thread of the process (a program that opens its database before starting threads); a
+/// program that starts threads first (an async runtime, a thread pool) calls `init_sqlite`
+/// first thing in `main` (with `#[tokio::main]` the runtime's threads already run in `main`'s
+/// body: call it in a plain `main` that then builds the runtime). When SQLite was initialized already, it keeps its own mutexes,
+/// litedal works the same, this returns `false`, and the first `Database::open` logs it once
+/// at INFO. Only the first call decides; later calls return its answer.
 ///
+/// # Safety
+///
+/// SQLite's `sqlite3_config`, which this calls, is not thread-safe: while it runs, no other
+/// thread may call into SQLite in any way (a diesel `SqliteConnection`, another library
+/// linking SQLite, litedal's functions that open a file without a [`Database`]). Other calls
+/// of `init_sqlite` and [`Database::open`] on other threads are fine: they wait for this one.
+/// Calling it first thing in `main`, before any other thread starts, meets the contract.
+///
+/// ```standalone_crate
+/// // SAFETY: first thing in `main`: no other thread exists yet.
+/// let fast = unsafe { litedal::init_sqlite() };
+/// assert!(fast);
 /// ```
-/// let fast = litedal::init_sqlite();
-/// # let _ = fast;
-/// ```
-pub fn init_sqlite() -> bool {
-    sqlite_mutex::install()
+pub unsafe fn init_sqlite() -> bool {
+    // SAFETY: the caller's contract.
+    unsafe { sqlite_mutex::install() }
 }
 pub(crate) use transaction::{
     WritingGuard, aborted, is_polling_write_lock, trying_write_lock, write_on,
@@ -450,6 +462,31 @@ impl Database {
         let _writing = WritingGuard::enter(self.id())?;
         let mut conn = self.checkout(Role::Write)?;
         transaction::write_transaction(&mut conn, &self.inner.writes, f).map_err(|e| self.locate(e))
+    }
+
+    /// Runs migrations `f` as [`Database::transaction`] runs a closure, but with foreign keys
+    /// off on the connection around the transaction and `PRAGMA foreign_key_check` before it
+    /// commits (see `transaction::with_foreign_keys_off`): a migration that rebuilds a parent
+    /// table keeps its child rows, and one that leaves a row pointing nowhere is refused.
+    ///
+    /// # Errors
+    ///
+    /// As [`Database::transaction`]; [`Error::Migration`] naming the first dangling row.
+    pub(crate) fn migration_transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T>,
+    {
+        let _span = tracing::debug_span!("db.migrations", role = "write").entered();
+        let _writing = WritingGuard::enter(self.id())?;
+        let mut conn = self.checkout(Role::Write)?;
+        transaction::with_foreign_keys_off(&mut conn, |conn| {
+            transaction::write_transaction(conn, &self.inner.writes, |conn| {
+                let value = f(conn)?;
+                transaction::check_foreign_keys(conn)?;
+                Ok(value)
+            })
+        })
+        .map_err(|e| self.locate(e))
     }
 
     /// Runs `f` on a read connection inside one read transaction, so every statement in it

@@ -44,6 +44,10 @@ pub(crate) trait Observer: Send + Sync + 'static {
     /// rolled back. (A transaction that never began, because the pool timed out or the lock
     /// stayed busy, is not reported.)
     fn transaction_ended(&self, role: Role, committed: bool);
+
+    /// A connection of `role`'s pool went back to the pool with a transaction open that the
+    /// application began itself; litedal rolled it back (or closed the connection).
+    fn transaction_left_open(&self, role: Role);
 }
 
 /// The page-cache counters of one pool, added up over its connections. Each connection adds

@@ -15,8 +15,9 @@ use diesel::sqlite::Sqlite;
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::MigrationHarness;
 
-use super::connection::setup_with_hook;
-use super::transaction::immediate;
+use super::connection::{setup_error, setup_with_hook};
+use super::raw::{Hardening, RawHandle};
+use super::transaction::{check_foreign_keys, immediate, with_foreign_keys_off};
 use crate::config::{Config, Migrations};
 use crate::error::{Error, Result};
 use crate::pragmas::Role;
@@ -109,6 +110,9 @@ pub(crate) fn open_first_connection(
     uri: &str,
 ) -> Result<(SqliteConnection, String)> {
     let mut conn = SqliteConnection::establish(uri)?;
+    // Hardened before anything reads the file: the migrations and the hook's dry run run
+    // under the same rules as every pooled connection.
+    let raw = hardened(&mut conn, config)?;
     conn.batch_execute(&format!(
         "PRAGMA busy_timeout = {}",
         config.busy_timeout().as_millis()
@@ -128,11 +132,15 @@ pub(crate) fn open_first_connection(
     }
     if let Some(hook) = config.on_connect() {
         // Migrations may use what the hook sets up (a SQL function, a collation).
-        setup_with_hook(&mut conn, &config.pragmas(Role::Write), Role::Write, hook)?;
+        let load = config.load_extensions();
+        let pragmas = config.pragmas(Role::Write);
+        setup_with_hook(&mut conn, &raw, &pragmas, Role::Write, hook, load)?;
         if config.separate_read_write() {
             // A reader's setup fails here, at once, rather than after the pool timeout.
             let mut reader = SqliteConnection::establish(uri)?;
-            setup_with_hook(&mut reader, &config.pragmas(Role::Read), Role::Read, hook)?;
+            let reader_raw = hardened(&mut reader, config)?;
+            let pragmas = config.pragmas(Role::Read);
+            setup_with_hook(&mut reader, &reader_raw, &pragmas, Role::Read, hook, load)?;
         }
     }
     if let Some(migrations) = config.migrations().filter(|_| config.run_migrations()) {
@@ -141,13 +149,22 @@ pub(crate) fn open_first_connection(
         // lock is taken the way every write takes it, and the check is repeated under it (a
         // process that opened at the same moment may have migrated meanwhile).
         if has_pending_migrations(&mut conn, migrations)? {
-            let applied = immediate(&mut conn, config.busy_timeout(), |conn| {
-                conn.run_pending_migrations(migrations)
-                    .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
-                    .map_err(|source| Error::Migration {
-                        doing: "running the configured migrations at open",
-                        source,
-                    })
+            // Foreign keys off around the transaction, checked before it commits (see
+            // `with_foreign_keys_off`): a table rebuild must not cascade into its children.
+            let applied = with_foreign_keys_off(&mut conn, |conn| {
+                immediate(conn, config.busy_timeout(), |conn| {
+                    let applied = conn
+                        .run_pending_migrations(migrations)
+                        .map(|versions| {
+                            versions.iter().map(ToString::to_string).collect::<Vec<_>>()
+                        })
+                        .map_err(|source| Error::Migration {
+                            doing: "running the configured migrations at open",
+                            source,
+                        })?;
+                    check_foreign_keys(conn)?;
+                    Ok(applied)
+                })
             })?;
             if !applied.is_empty() {
                 tracing::info!(migrations = ?applied, "Database migrations applied");
@@ -158,6 +175,32 @@ pub(crate) fn open_first_connection(
     config.pragmas(Role::Read).apply(&mut conn)?;
     config.pragmas(Role::Write).apply(&mut conn)?;
     Ok((conn, mode))
+}
+
+/// The raw handle of `conn`, just opened on this thread, with the query planner stability
+/// guarantee as configured and SQLite's hardening applied ([`RawHandle::harden`]). A limit
+/// above this SQLite build's ceiling is an [`Error::Config`] naming its variable.
+fn hardened(conn: &mut SqliteConnection, config: &Config) -> Result<RawHandle> {
+    let raw = RawHandle::capture(conn).map_err(setup_error)?;
+    raw.set_stable_query_plans(config.stable_query_plans())
+        .map_err(setup_error)?;
+    raw.harden(&config.sqlite_limits())
+        .map_err(|hardening| match hardening {
+            Hardening::Limit {
+                var,
+                asked,
+                applied,
+            } => Error::config(
+                var,
+                asked.to_string(),
+                format!(
+                    "this SQLite build's ceiling is {applied}; accepted: {} to {applied}",
+                    crate::pragmas::SqliteLimits::range(var).map_or(0, |(min, _)| min)
+                ),
+            ),
+            Hardening::Switch(message) => setup_error(message),
+        })?;
+    Ok(raw)
 }
 
 /// Fails with [`Error::ReadOnly`] when the database could only be read: an immutable or

@@ -5,22 +5,93 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use diesel::r2d2::ConnectionManager;
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, ManageConnection};
 use diesel::sqlite::SqliteConnection;
 use parking_lot::Mutex;
 use r2d2::event::{AcquireEvent, CheckinEvent, CheckoutEvent, ReleaseEvent, TimeoutEvent};
 
-use super::connection::ConnectionCustomizer;
+use super::connection::{ConnectionCustomizer, ConnectionState};
 use super::gate::WriteContext;
-use super::observer::PoolObserver;
+use super::observer::{Observer, PoolObserver};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pragmas::{PragmaCustomizer, Role};
 
-pub(crate) type SqlitePool = diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>;
+pub(crate) type SqlitePool = diesel::r2d2::Pool<SqliteManager>;
 
 /// A connection checked out of one of the pools; returns to its pool when dropped.
-pub type PooledConnection = diesel::r2d2::PooledConnection<ConnectionManager<SqliteConnection>>;
+pub type PooledConnection = diesel::r2d2::PooledConnection<SqliteManager>;
+
+/// The r2d2 manager of litedal's SQLite pools: diesel's `ConnectionManager`, with a check-in
+/// that ends a transaction the application left open.
+///
+/// diesel's own check-in test looks only at diesel's transaction depth, which a raw `BEGIN`
+/// (`conn.batch_execute("BEGIN")`) does not change: such a connection went back to the pool
+/// inside its transaction, and a writer's then held the write lock for good (every other
+/// writer, in every process, got `Busy`), a reader's kept its snapshot and pinned the WAL.
+/// r2d2 asks [`ManageConnection::has_broken`] on every check-in; here SQLite itself is asked
+/// (`sqlite3_get_autocommit`, one call) and an open transaction is rolled back and counted
+/// ([`TransactionCounts::left_open`](crate::TransactionCounts::left_open)); a connection
+/// whose rollback fails is closed instead.
+pub struct SqliteManager {
+    manager: ConnectionManager<SqliteConnection>,
+    role: Role,
+    observer: Arc<dyn Observer>,
+}
+
+impl std::fmt::Debug for SqliteManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteManager")
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManageConnection for SqliteManager {
+    type Connection = SqliteConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> std::result::Result<SqliteConnection, Self::Error> {
+        self.manager.connect()
+    }
+
+    fn is_valid(&self, conn: &mut SqliteConnection) -> std::result::Result<(), Self::Error> {
+        self.manager.is_valid(conn)
+    }
+
+    fn has_broken(&self, conn: &mut SqliteConnection) -> bool {
+        if self.manager.has_broken(conn) {
+            return true;
+        }
+        match ConnectionState::of(conn) {
+            Some(state) if !state.is_autocommit() => {}
+            _ => return false,
+        }
+        self.observer.transaction_left_open(self.role);
+        let rolled_back = conn.batch_execute("ROLLBACK");
+        let still_open = ConnectionState::of(conn).is_none_or(|state| !state.is_autocommit());
+        match rolled_back {
+            Ok(()) if !still_open => {
+                tracing::warn!(
+                    role = %self.role,
+                    "Database connection returned to the pool inside a transaction the \
+                     application began itself (a raw BEGIN never committed): rolled back"
+                );
+                false
+            }
+            outcome => {
+                tracing::error!(
+                    role = %self.role,
+                    error = outcome.err().map(|e| e.to_string()),
+                    "Database connection returned to the pool inside a transaction that could \
+                     not be rolled back: the connection is closed"
+                );
+                true
+            }
+        }
+    }
+}
 
 /// Which thread holds the only connection of an in-memory database (0: none), so that a
 /// second checkout on that thread fails at once instead of waiting for itself.
@@ -123,7 +194,11 @@ pub(crate) fn build_pool(
     holder: Option<Arc<MemoryHolder>>,
     observer: Option<PoolObserver>,
 ) -> Result<SqlitePool> {
-    let manager = ConnectionManager::<SqliteConnection>::new(uri);
+    let manager = SqliteManager {
+        manager: ConnectionManager::new(uri),
+        role,
+        observer: Arc::clone(&writes.observer),
+    };
     let (events, statements, cache) = match observer {
         Some(o) => (Some(o.events), Some(o.statements), Some(o.cache)),
         None => (None, None, None),
@@ -141,6 +216,8 @@ pub(crate) fn build_pool(
                 pragmas: config.pragmas(role),
             },
             stable_query_plans: config.stable_query_plans(),
+            limits: config.sqlite_limits(),
+            load_extensions: config.load_extensions(),
             hook: config.on_connect().cloned(),
             hook_error: Arc::clone(&hook_error),
             writes: Arc::clone(writes),

@@ -4,9 +4,11 @@
 //!
 //! diesel 2.3 gives no access to the handle, and litedal needs it for what diesel has no API
 //! for: turning on the query planner stability guarantee (`sqlite3_db_config`, see
-//! [`RawHandle::set_stable_query_plans`]), asking whether SQLite still has a transaction
-//! open (`sqlite3_get_autocommit`, after a statement failed with an I/O error or a full disk
-//! SQLite may have rolled the whole transaction back), noticing every such rollback
+//! [`RawHandle::set_stable_query_plans`]), SQLite's hardening of every connection (defensive
+//! mode, `trusted_schema` off, extension loading off, `sqlite3_limit`: [`RawHandle::harden`]),
+//! asking whether SQLite still has a transaction open (`sqlite3_get_autocommit`, after a
+//! statement failed with an I/O error or a full disk SQLite may have rolled the whole
+//! transaction back, and when a connection goes back to the pool), noticing every such rollback
 //! (`sqlite3_rollback_hook`), and refusing any commit but litedal's own while a write
 //! transaction is open (`sqlite3_commit_hook`), so that statements run after such a rollback
 //! cannot commit half of the transaction one row at a time.
@@ -42,6 +44,8 @@ use diesel::connection::SimpleConnection;
 use diesel::sqlite::SqliteConnection;
 use libsqlite3_sys as ffi;
 
+use crate::pragmas::SqliteLimits;
+
 thread_local! {
     /// The handle of the connection this thread opened last (set by [`remember_opened`]).
     static OPENED: Cell<*mut ffi::sqlite3> = const { Cell::new(null_mut()) };
@@ -66,10 +70,10 @@ unsafe extern "C" fn remember_opened(
 /// SQLite's result code when registration failed.
 pub(crate) fn register_open_hook() -> Result<(), String> {
     static REGISTERED: OnceLock<c_int> = OnceLock::new();
+    // Registering initializes SQLite: the mutexes are chosen first (when that is race-free).
+    super::sqlite_mutex::install_if_alone();
     // SAFETY: `remember_opened` has the signature SQLite expects of an auto-extension entry
     // point and is a `'static` function; registering it twice is a no-op for SQLite.
-    // Registering initializes SQLite: the mutexes are chosen first.
-    super::sqlite_mutex::install();
     let rc =
         *REGISTERED.get_or_init(|| unsafe { ffi::sqlite3_auto_extension(Some(remember_opened)) });
     if rc == ffi::SQLITE_OK {
@@ -179,6 +183,36 @@ pub(crate) fn memory_used() -> (u64, u64) {
     )
 }
 
+/// Why [`RawHandle::harden`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Hardening {
+    /// A `sqlite3_db_config` switch was refused or did not take.
+    Switch(String),
+    /// SQLite applied a lower limit than asked: this build's ceiling.
+    Limit {
+        /// The limit's variable, e.g. `DB_SQLITE_MAX_VARIABLES`.
+        var: &'static str,
+        asked: u32,
+        applied: i64,
+    },
+}
+
+impl std::fmt::Display for Hardening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hardening::Switch(message) => f.write_str(message),
+            Hardening::Limit {
+                var,
+                asked,
+                applied,
+            } => write!(
+                f,
+                "{var}={asked} is above this SQLite build's ceiling: SQLite applied {applied}"
+            ),
+        }
+    }
+}
+
 /// Name of litedal's client data on each connection.
 const CLIENT_DATA: &CStr = c"litedal.commit_hook";
 
@@ -267,30 +301,107 @@ impl RawHandle {
     ///
     /// SQLite's result code, or the state it reports when that is not the one asked for.
     pub(crate) fn set_stable_query_plans(&self, on: bool) -> Result<(), String> {
+        self.set_switch(
+            ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+            "the query planner stability guarantee (SQLITE_DBCONFIG_ENABLE_QPSG)",
+            on,
+        )
+    }
+
+    /// One `sqlite3_db_config` switch that takes an `int` and an `int*`: sets it to `on`
+    /// and checks that the connection reports the new state.
+    fn set_switch(&self, op: c_int, name: &str, on: bool) -> Result<(), String> {
         let mut now: c_int = -1;
-        // SAFETY: the handle is open while `self` is reachable (module docs);
-        // SQLITE_DBCONFIG_ENABLE_QPSG takes an `int` and an `int*`, which receives the state
-        // after the call (a valid local).
+        // SAFETY: the handle is open while `self` is reachable (module docs); every `op`
+        // passed here is one of SQLite's boolean switches, which take an `int` and an `int*`
+        // that receives the state after the call (a valid local).
         let rc = unsafe {
             ffi::sqlite3_db_config(
                 self.db.as_ptr(),
-                ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+                op,
                 c_int::from(on),
                 &mut now as *mut c_int,
             )
         };
         if rc != ffi::SQLITE_OK {
-            return Err(format!(
-                "sqlite3_db_config(SQLITE_DBCONFIG_ENABLE_QPSG) failed with code {rc}"
-            ));
+            return Err(format!("sqlite3_db_config({name}) failed with code {rc}"));
         }
         if now != c_int::from(on) {
             return Err(format!(
-                "SQLite reports the query planner stability guarantee as {now} after setting it to {}",
+                "SQLite reports {name} as {now} after setting it to {}",
                 c_int::from(on)
             ));
         }
         Ok(())
+    }
+
+    /// SQLite's hardening of the connection, each switch read back: defensive mode on (no
+    /// `writable_schema`, no `journal_mode=OFF`, no writes to `sqlite_dbpage` or shadow
+    /// tables: ordinary SQL cannot corrupt the file), `trusted_schema` off (views, triggers,
+    /// CHECK constraints, defaults and indexes of the file may call only the functions SQLite
+    /// marks innocuous: not the application's own), loading extensions off (the C API and the
+    /// `load_extension()` SQL function), then `limits`.
+    ///
+    /// # Errors
+    ///
+    /// What SQLite refused or reported differently; [`Hardening::Limit`] for a limit above
+    /// this SQLite build's ceiling.
+    pub(crate) fn harden(&self, limits: &SqliteLimits) -> Result<(), Hardening> {
+        self.set_switch(
+            ffi::SQLITE_DBCONFIG_DEFENSIVE,
+            "SQLITE_DBCONFIG_DEFENSIVE",
+            true,
+        )
+        .and_then(|()| {
+            self.set_switch(
+                ffi::SQLITE_DBCONFIG_TRUSTED_SCHEMA,
+                "SQLITE_DBCONFIG_TRUSTED_SCHEMA",
+                false,
+            )
+        })
+        .and_then(|()| self.set_load_extension(false))
+        .map_err(Hardening::Switch)?;
+        for setting in limits.settings() {
+            let asked = c_int::try_from(setting.value).unwrap_or(c_int::MAX);
+            // SAFETY: the handle is open (module docs); `id` is one of SQLite's
+            // SQLITE_LIMIT_* categories and a non-negative value sets it (SQLite lowers a
+            // value above the build's ceiling to the ceiling, which the read-back shows).
+            let now = unsafe {
+                ffi::sqlite3_limit(self.db.as_ptr(), setting.id, asked);
+                ffi::sqlite3_limit(self.db.as_ptr(), setting.id, -1)
+            };
+            if now != asked {
+                return Err(Hardening::Limit {
+                    var: setting.var,
+                    asked: setting.value,
+                    applied: i64::from(now),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets the connection load SQLite extensions, or no longer (both the C API, through
+    /// `SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION`, and the `load_extension()` SQL function,
+    /// through `sqlite3_enable_load_extension`), read back.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's result code, or the state it reports when that is not the one asked for.
+    pub(crate) fn set_load_extension(&self, on: bool) -> Result<(), String> {
+        // SAFETY: the handle is open while `self` is reachable (module docs).
+        let rc = unsafe { ffi::sqlite3_enable_load_extension(self.db.as_ptr(), c_int::from(on)) };
+        if rc != ffi::SQLITE_OK {
+            return Err(format!(
+                "sqlite3_enable_load_extension({}) failed with code {rc}",
+                c_int::from(on)
+            ));
+        }
+        self.set_switch(
+            ffi::SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION,
+            "SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION",
+            on,
+        )
     }
 
     /// True when SQLite has no transaction open on the connection.

@@ -12,9 +12,18 @@
 //! (2 threads: 2.0 x one thread; see PERFORMANCE.md).
 //!
 //! The mutex implementation is process-wide and can only be chosen before SQLite initializes
-//! (`sqlite3_config(SQLITE_CONFIG_MUTEX)`): [`install`] runs before litedal's first call into
-//! SQLite. When other code initialized SQLite first, SQLite keeps its own mutexes, and
-//! litedal works as before, only with the slower reads on several threads.
+//! (`sqlite3_config(SQLITE_CONFIG_MUTEX)`), and `sqlite3_config` is not thread-safe: while it
+//! runs, no other thread may call into SQLite at all (SQLite's documented contract; another
+//! thread opening a connection at that moment is a data race inside SQLite). So it runs at
+//! most once per process (a `OnceLock`, which every litedal caller goes through before its
+//! first call into SQLite), and only where no other thread can be in SQLite:
+//!
+//! - [`install`], behind the `unsafe` [`crate::init_sqlite`], whose caller promises it
+//!   (first thing in `main`);
+//! - [`install_if_alone`], on `Database::open`'s way, which configures SQLite only when the
+//!   calling thread is the only thread of the process (no other thread exists that could be in
+//!   SQLite, and none can start while this one is busy here). Otherwise SQLite keeps its own
+//!   mutexes, and litedal works as before, only with the slower reads on several threads.
 //!
 //! Every mutex is reentrant (SQLite allows a "fast" mutex to be recursive). The safety
 //! argument for the callbacks below: SQLite hands back only pointers that [`alloc`] returned,
@@ -121,27 +130,70 @@ static METHODS: ffi::sqlite3_mutex_methods = ffi::sqlite3_mutex_methods {
     xMutexNotheld: Some(not_held),
 };
 
+/// Whether litedal's mutexes are in use, decided once per process.
+static INSTALLED: OnceLock<bool> = OnceLock::new();
+
+/// `sqlite3_config(SQLITE_CONFIG_MUTEX)` with litedal's mutexes; true when SQLite took them.
+///
+/// # Safety
+///
+/// No other thread calls into SQLite while this runs.
+unsafe fn configure() -> bool {
+    // SAFETY: SQLITE_CONFIG_MUTEX takes one `sqlite3_mutex_methods*`, which SQLite copies;
+    // every callback has the signature SQLite expects and never unwinds. SQLite refuses
+    // (SQLITE_MISUSE) when it is already initialized, and then keeps its own mutexes. No
+    // other thread is in SQLite (the caller's contract).
+    let rc = unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MUTEX, std::ptr::from_ref(&METHODS)) };
+    let installed = rc == ffi::SQLITE_OK;
+    if installed {
+        tracing::debug!("SQLite mutexes: parking_lot (spin, then park)");
+    } else {
+        tracing::info!(
+            code = rc,
+            "SQLite was initialized before litedal: it keeps its own mutexes, and reads on \
+             several threads may wait longer for each other (call litedal::init_sqlite() \
+             first thing in main to avoid this)"
+        );
+    }
+    installed
+}
+
 /// Makes SQLite use parking_lot mutexes, if SQLite has not initialized yet in this process.
-/// Returns whether they are in use; only the first call does anything.
-pub(crate) fn install() -> bool {
-    static INSTALLED: OnceLock<bool> = OnceLock::new();
+/// Returns whether they are in use; only the first call (of this or [`install_if_alone`])
+/// decides, later ones wait for it and return its answer.
+///
+/// # Safety
+///
+/// No other thread calls into SQLite while this runs, except through litedal's
+/// `Database::open` and this function (which wait for it).
+pub(crate) unsafe fn install() -> bool {
+    // SAFETY: the caller's contract; litedal's other callers wait on the `OnceLock`.
+    *INSTALLED.get_or_init(|| unsafe { configure() })
+}
+
+/// [`install`] when the calling thread is the only thread of the process, which makes the
+/// call race-free; otherwise leaves SQLite's own mutexes (and says so at INFO). Returns
+/// whether litedal's mutexes are in use.
+pub(crate) fn install_if_alone() -> bool {
     *INSTALLED.get_or_init(|| {
-        // SAFETY: SQLITE_CONFIG_MUTEX takes one `sqlite3_mutex_methods*`, which SQLite copies;
-        // every callback has the signature SQLite expects and never unwinds. SQLite refuses
-        // (SQLITE_MISUSE) when it is already initialized, and then keeps its own mutexes.
-        let rc =
-            unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MUTEX, std::ptr::from_ref(&METHODS)) };
-        let installed = rc == ffi::SQLITE_OK;
-        if installed {
-            tracing::debug!("SQLite mutexes: parking_lot (spin, then park)");
+        if only_thread() {
+            // SAFETY: no other thread exists, so none is in SQLite, and none can start
+            // before this returns (only this thread could start one).
+            unsafe { configure() }
         } else {
             tracing::info!(
-                code = rc,
-                "SQLite was initialized before litedal: it keeps its own mutexes, and reads on \
-                 several threads may wait longer for each other (call litedal::init_sqlite() \
-                 first thing in main to avoid this)"
+                "Database: SQLite keeps its own mutexes (other threads were running when \
+                 litedal first used SQLite, and choosing them then could race with those \
+                 threads); reads on several threads may wait longer for each other. Call \
+                 `unsafe {{ litedal::init_sqlite() }}` first thing in main to use litedal's"
             );
+            false
         }
-        installed
     })
+}
+
+/// True when the calling thread is the only thread of this process (Linux: the entries of
+/// `/proc/self/task`; false when they cannot be read).
+fn only_thread() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.take(2).count() == 1)
 }

@@ -151,6 +151,87 @@ pub(crate) fn immediate<T>(
     run_immediate(conn, busy_timeout, None, f)
 }
 
+#[derive(QueryableByName)]
+struct ForeignKeys {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    foreign_keys: i32,
+}
+
+/// Runs `f` (which opens and ends its own transaction) with foreign keys off on `conn`, and
+/// turns them back on afterwards if they were on.
+///
+/// Migrations need this: SQLite's documented way to change a table (create the new one, copy,
+/// drop the old one, rename) drops a parent table, and with foreign keys on that deletes every
+/// child row through `ON DELETE CASCADE` (or fails). `PRAGMA foreign_keys = OFF` is a no-op
+/// inside a transaction, so a migration cannot turn them off itself: it must happen here,
+/// before `BEGIN`. Pair with [`check_foreign_keys`] before the commit.
+///
+/// # Errors
+///
+/// `f`'s error; a failure to read or switch the pragma. When foreign keys cannot be turned
+/// back on, the connection is marked broken (r2d2 then closes it instead of handing out a
+/// connection without them) and the error returned.
+pub(crate) fn with_foreign_keys_off<T>(
+    conn: &mut SqliteConnection,
+    f: impl FnOnce(&mut SqliteConnection) -> Result<T>,
+) -> Result<T> {
+    let on = diesel::sql_query("PRAGMA foreign_keys")
+        .get_result::<ForeignKeys>(conn)?
+        .foreign_keys
+        != 0;
+    if on {
+        conn.batch_execute("PRAGMA foreign_keys = OFF")?;
+    }
+    let result = f(conn);
+    if on {
+        if let Err(error) = conn.batch_execute("PRAGMA foreign_keys = ON") {
+            tracing::error!(%error, "Database could not turn foreign keys back on after the migrations; the connection will be discarded");
+            AnsiTransactionManager::transaction_manager_status_mut(conn).set_in_error();
+            return result.and(Err(error.into()));
+        }
+    }
+    result
+}
+
+#[derive(QueryableByName)]
+struct Violation {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    table: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    rowid: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    parent: String,
+}
+
+/// `PRAGMA foreign_key_check` inside the migrations' transaction, before it commits: what ran
+/// with foreign keys off must not leave a row pointing nowhere.
+///
+/// # Errors
+///
+/// [`Error::Migration`] naming the first such row (its table, rowid and the table it points
+/// to) and how many there are; the caller's transaction then rolls back.
+pub(crate) fn check_foreign_keys(conn: &mut SqliteConnection) -> Result<()> {
+    let violations = diesel::sql_query("PRAGMA foreign_key_check").load::<Violation>(conn)?;
+    let Some(first) = violations.first() else {
+        return Ok(());
+    };
+    let row = first.rowid.map_or_else(
+        || "a row".to_owned(),
+        |rowid| format!("the row with rowid {rowid}"),
+    );
+    Err(Error::Migration {
+        doing: "checking the foreign keys before committing the migrations",
+        source: format!(
+            "{row} of table {} points to a row of {} that does not exist ({} such row(s) in all; \
+             PRAGMA foreign_key_check lists them); nothing of the migrations was applied",
+            first.table,
+            first.parent,
+            violations.len()
+        )
+        .into(),
+    })
+}
+
 /// The error every operation gets once SQLite rolled back the connection's write
 /// transaction, or `None` while it is intact.
 pub(crate) fn aborted(conn: &mut SqliteConnection) -> Option<Error> {

@@ -240,6 +240,7 @@ impl PoolMetrics {
 struct TransactionCounters {
     committed: AtomicU64,
     rolled_back: AtomicU64,
+    left_open: AtomicU64,
 }
 
 impl TransactionCounters {
@@ -247,6 +248,7 @@ impl TransactionCounters {
         TransactionCounts {
             committed: self.committed.load(Relaxed),
             rolled_back: self.rolled_back.load(Relaxed),
+            left_open: self.left_open.load(Relaxed),
         }
     }
 }
@@ -389,6 +391,14 @@ impl Observer for Metrics {
 
     fn transaction_ended(&self, role: Role, committed: bool) {
         self.count_transaction(role, committed);
+    }
+
+    fn transaction_left_open(&self, role: Role) {
+        let counters = match role {
+            Role::Read => &self.read_transactions,
+            Role::Write => &self.write_transactions,
+        };
+        counters.left_open.fetch_add(1, Relaxed);
     }
 }
 

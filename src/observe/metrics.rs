@@ -40,7 +40,7 @@
 //! | `litedal_checkpoint_last_duration_seconds` | gauge (after the first checkpoint) | |
 //! | `litedal_checkpoint_last_success_age_seconds` | gauge (after the first success) | |
 //! | `litedal_health_status` | gauge: 0 healthy, 1 degraded, 2 unhealthy, from the last [`Database::health`] (absent before the first) | check |
-//! | `litedal_transactions_total` | counter | role (`read`, `write`), outcome (`committed`, `rolled_back`) |
+//! | `litedal_transactions_total` | counter | role (`read`, `write`), outcome (`committed`, `rolled_back`, `left_open`) |
 //! | `litedal_database_size_bytes` | gauge | |
 //! | `litedal_wal_size_bytes` | gauge | |
 //! | `litedal_page_size_bytes` | gauge | |
@@ -487,6 +487,9 @@ impl Families {
         self.transactions
             .with_label_values(&[role, "rolled_back"])
             .inc_by(counts.rolled_back);
+        self.transactions
+            .with_label_values(&[role, "left_open"])
+            .inc_by(counts.left_open);
     }
 
     /// Sets every value from `stats` and `facts` and returns the families: SQLite's page

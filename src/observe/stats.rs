@@ -252,6 +252,11 @@ pub struct TransactionCounts {
     pub committed: u64,
     /// The closure returned `Err` or panicked, or the commit failed: rolled back.
     pub rolled_back: u64,
+    /// Transactions the application began itself on a checked-out connection (a raw
+    /// `BEGIN`) and left open when the connection went back to the pool: litedal rolled them
+    /// back at check-in (or closed the connection), so that they hold no lock and pin no WAL.
+    /// Not in `committed` or `rolled_back`. Any count here is a bug of the application.
+    pub left_open: u64,
 }
 
 /// Sizes of the database files, read when the statistics are taken.
