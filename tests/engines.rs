@@ -1226,7 +1226,7 @@ fn postgres_counts_statements_and_transactions_and_serves_them_on_metrics() {
         assert!(health.contains("\"write_latency\""), "{engine}: {health}");
 
         // The endpoint does not keep the database open and stops with its last clone.
-        // (tiny_http closes its listener from its own accept thread, so allow it a moment.)
+        // (the endpoint closes its listener from its own accept thread, so allow it a moment.)
         drop(db);
         let closed = (0..100).any(|_| {
             std::thread::sleep(Duration::from_millis(50));

@@ -489,3 +489,51 @@ fn a_failing_connection_never_shows_the_password() {
         );
     }
 }
+
+/// The status code of `GET path` on `addr`, with `headers` (each ending in CRLF).
+fn http_status(addr: std::net::SocketAddr, path: &str, headers: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: test\r\n{headers}\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"))
+}
+
+#[test]
+fn the_metrics_token_guards_the_postgres_endpoint_too() {
+    let Some(cluster) = PgCluster::start_or_skip("pg_security: metrics token").unwrap() else {
+        return;
+    };
+    let url = cluster.create_database("token").unwrap();
+    let token = "pg-metrics-token-0123456789";
+    let db = open_pg(&[
+        ("DATABASE_URL", &url),
+        ("DB_POOL_SIZE", "2"),
+        ("DB_METRICS_ADDR", "127.0.0.1:0"),
+        ("DB_METRICS_TOKEN", token),
+    ])
+    .unwrap();
+    let addr = db.metrics_addr().expect("the endpoint runs");
+    assert_eq!(http_status(addr, "/metrics", ""), 401);
+    assert_eq!(http_status(addr, "/health", ""), 401);
+    assert_eq!(
+        http_status(
+            addr,
+            "/metrics",
+            "Authorization: Bearer pg-metrics-token-012345678X\r\n"
+        ),
+        401
+    );
+    let good = format!("Authorization: Bearer {token}\r\n");
+    assert_eq!(http_status(addr, "/metrics", &good), 200);
+    assert_eq!(http_status(addr, "/health", &good), 200);
+    assert!(!format!("{:?}", db.config()).contains(token));
+}

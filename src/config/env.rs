@@ -562,15 +562,7 @@ impl ConfigBuilder {
                 let token = if var == "DB_METRICS_TOKEN" {
                     v.text()?.to_owned()
                 } else {
-                    let path = v.text()?;
-                    let text = std::fs::read_to_string(path).map_err(|e| {
-                        Error::config(var, path, format!("cannot be read as UTF-8 text: {e}"))
-                    })?;
-                    let token = text.trim();
-                    if token.is_empty() {
-                        return Err(Error::config(var, path, "the file is empty"));
-                    }
-                    token.to_owned()
+                    read_secret_file("DB_METRICS_TOKEN_FILE", std::path::Path::new(v.text()?))?
                 };
                 self.metrics_token = Some(super::settings::MetricsToken(token));
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::builder::ConfigBuilder;
 use super::migrations::Migrations;
 use super::pg_tls::{LibpqEnv, PgTls, TlsNote, secure_url};
-use super::settings::Config;
+use super::settings::{Config, MetricsToken};
 use super::thresholds::HealthThresholds;
 use crate::error::{Error, Result};
 use crate::url::{is_postgres_url, redact_password};
@@ -54,6 +54,7 @@ pub struct PgConfig {
     health: HealthThresholds,
     slow_query: Option<Duration>,
     metrics_addr: Option<SocketAddr>,
+    metrics_token: Option<MetricsToken>,
     instrumentation: bool,
     /// What was decided about each URL's TLS, logged at open.
     tls_notes: Vec<TlsNote>,
@@ -76,6 +77,7 @@ impl std::fmt::Debug for PgConfig {
             .field("run_migrations", &self.run_migrations)
             .field("slow_query", &self.slow_query)
             .field("metrics_addr", &self.metrics_addr)
+            .field("metrics_token", &self.metrics_token.is_some())
             .field("instrumentation", &self.instrumentation)
             .finish()
     }
@@ -169,6 +171,12 @@ impl PgConfig {
     /// serves `/metrics` and `/health`, if anywhere.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The bearer token the endpoint requires (`DB_METRICS_TOKEN`, `DB_METRICS_TOKEN_FILE`).
+    #[cfg_attr(not(feature = "metrics-server"), allow(dead_code))]
+    pub(crate) fn metrics_token(&self) -> Option<&MetricsToken> {
+        self.metrics_token.as_ref()
     }
 
     /// This configuration without the endpoint of `DB_METRICS_ADDR` (the CLI serves its own).
@@ -397,15 +405,6 @@ impl ConfigBuilder {
                 "accepted: up to 63 printable ASCII characters",
             ));
         }
-        if self.metrics_token.is_some() {
-            // Refused rather than ignored: PostgreSQL's endpoint does not check it yet.
-            return Err(Error::config(
-                "DB_METRICS_TOKEN",
-                "<redacted>",
-                "not supported with a PostgreSQL DATABASE_URL yet (its metrics endpoint does \
-                 not check a token); unset it and keep DB_METRICS_ADDR on loopback",
-            ));
-        }
         let health = self.resolve_health()?;
         let libpq_env = LibpqEnv::from_process();
         let mut tls_notes = Vec::new();
@@ -441,6 +440,7 @@ impl ConfigBuilder {
             health,
             slow_query: (!self.slow_query.is_zero()).then_some(self.slow_query),
             metrics_addr: self.metrics_addr,
+            metrics_token: self.metrics_token,
             instrumentation: self.instrumentation,
             tls_notes,
         }))

@@ -1,4 +1,4 @@
-//! Secrets from files: `DATABASE_URL_FILE` (and `DATABASE_READ_URL_FILE`), the form container
+//! Secrets from files: `DATABASE_URL_FILE` (and `DATABASE_READ_URL_FILE`, `DB_METRICS_TOKEN_FILE`), the form container
 //! and Kubernetes secrets take, so the URL with its password need not sit in the environment
 //! (readable in `/proc/<pid>/environ`, `ps e`, crash reports).
 //!
@@ -32,7 +32,7 @@ pub(crate) fn read_secret_file(var: &'static str, path: &Path) -> Result<String>
         return Err(Error::config(
             var,
             shown,
-            "is not a regular file; name a file holding the URL",
+            "is not a regular file; name a file holding the secret",
         ));
     }
     let mode = metadata.permissions().mode() & 0o777;
@@ -52,14 +52,18 @@ pub(crate) fn read_secret_file(var: &'static str, path: &Path) -> Result<String>
         return Err(Error::config(
             var,
             shown,
-            "is larger than 64 KiB; it must hold only the URL",
+            "is larger than 64 KiB; it must hold only the secret",
         ));
     }
     let text = String::from_utf8(bytes)
         .map_err(|_| Error::config(var, shown.clone(), "is not valid UTF-8"))?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(Error::config(var, shown, "is empty; it must hold the URL"));
+        return Err(Error::config(
+            var,
+            shown,
+            "is empty; it must hold the secret",
+        ));
     }
     Ok(trimmed.to_owned())
 }

@@ -14,8 +14,10 @@
 //!   `Authorization: Bearer TOKEN` (compared in constant time), else 401;
 //! - an address off loopback is logged at WARN.
 //!
-//! tiny_http (the endpoint's first server) has none of these limits: a thread per
-//! connection without bound and no timeouts.
+//! Why a server of its own and not a crate: tiny_http (the endpoint's first server) has none of
+//! these limits (a thread per connection without bound, no timeouts), and hyper/axum would put
+//! tokio into every build with the endpoint, the CLI's included, for two GET paths. The
+//! parsing here is only a request line and headers, bounded in bytes and time.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -127,11 +129,15 @@ impl MetricsServer {
     }
 
     /// Listens on `addr` and answers for the database `target` returns, until it returns
-    /// `None` (the database is gone), without a token: what PostgreSQL's endpoint runs
-    /// (its configuration refuses `DB_METRICS_TOKEN`).
+    /// `None` (the database is gone), requiring `token` when there is one: what PostgreSQL's
+    /// endpoint runs.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(crate) fn start_with(addr: SocketAddr, target: ScrapeTarget) -> Result<MetricsServer> {
-        MetricsServer::serve(addr, target, None)
+    pub(crate) fn start_with(
+        addr: SocketAddr,
+        target: ScrapeTarget,
+        token: Option<MetricsToken>,
+    ) -> Result<MetricsServer> {
+        MetricsServer::serve(addr, target, token)
     }
 
     fn serve(

@@ -66,10 +66,12 @@ mod endpoint {
         ///
         /// [`Error::Metrics`](crate::Error::Metrics) when the address cannot be bound.
         pub fn serve_metrics(&self, addr: SocketAddr) -> Result<MetricsServer> {
+            let token = self.config().metrics_token().cloned();
             let db = self.downgrade();
             MetricsServer::start_with(
                 addr,
                 Box::new(move || db.upgrade().map(|db| Box::new(db) as Box<dyn Scrape>)),
+                token,
             )
         }
 
