@@ -963,7 +963,7 @@ fn the_cli_migrates_and_checks_postgres_and_names_the_tool_for_sqlite_only_comma
             .applied_migrations()
             .unwrap()
             .len(),
-        3
+        4
     );
 
     let (code, out, err) = litedal(&["health", "--json"], &url);
