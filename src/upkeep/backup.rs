@@ -134,10 +134,18 @@ impl Database {
     /// fsynced so the rename itself survives power loss. Missing parent directories are
     /// created 0700.
     ///
+    /// The temporary file lives in a private 0700 directory litedal creates beside `dest`, and
+    /// is synced, checked and renamed through descriptors. SQLite's `VACUUM INTO` must open it
+    /// by name, which no descriptor protects, so a destination whose directory (or an
+    /// ancestor) another user can change is refused: that user could redirect the write to
+    /// any file of the user running the backup (root's, say).
+    ///
     /// # Errors
     ///
     /// [`Error::Io`] naming the path: of kind `AlreadyExists` when `dest` exists and
-    /// `overwrite` is [`Overwrite::Refuse`] (nothing is written), `InvalidInput` when `dest`
+    /// `overwrite` is [`Overwrite::Refuse`] (nothing is written), `PermissionDenied` naming
+    /// the directory when another user could change it (or swapped a file meanwhile),
+    /// `InvalidInput` when `dest`
     /// is the database's own file, its `-wal`/`-shm`, a directory or not valid UTF-8, or the
     /// file-system error; [`Error::NotADatabase`] when the copy fails its check; or the error
     /// SQLite reported.
@@ -181,6 +189,7 @@ impl Database {
         };
         create_private_dir(&dir)?;
         let temp = PrivateTemp::create(&dir, &name)?;
+        temp.require_no_other_writer()?;
         // The path is bound as a parameter, never formatted into the SQL; it is absolute, so
         // SQLite cannot read it as a `file:` URI. SQLite opens it by name: VACUUM INTO writes
         // into the empty file created in litedal's private directory (it refuses a file that
