@@ -225,3 +225,309 @@ fn a_symlinked_target_is_restored_through_the_link() {
     assert_eq!(report.target, real_dir.join("new.db"));
     assert_eq!(users_in(&real_dir.join("new.db")), 8);
 }
+
+const RACE_DIR: &str = "LITEDAL_RACE_DIR";
+const RACE_VICTIM: &str = "LITEDAL_RACE_VICTIM";
+const RACE_NAME: &str = "LITEDAL_RACE_NAME";
+/// The unprivileged service account of the race tests (`nobody` on Debian).
+const NOBODY: u32 = 65534;
+
+fn euid() -> u32 {
+    // SAFETY: a plain libc getter.
+    unsafe { libc::geteuid() }
+}
+
+/// Child: the service account's attack on a restore or backup run as root into a directory
+/// it owns. As uid `NOBODY` it watches `dir` for what litedal creates for `name` and swaps
+/// it: a temporary file (litedal's old way) for a symlink to the victim; a private directory
+/// (it cannot enter one, but it can rename it, since it owns `dir`) for one of its own with a
+/// symlink named `name` to the victim. Runs until `dir/stop` exists, then prints its count.
+fn race(dir: &Path, victim: &Path, name: &str) {
+    // SAFETY: plain libc calls; the harness runs this child with one test thread.
+    unsafe {
+        assert_eq!(libc::setgid(NOBODY), 0);
+        assert_eq!(libc::setuid(NOBODY), 0);
+    }
+    println!("ready");
+    let prefix = format!(".{name}.");
+    let (mut swaps, mut n) = (0u64, 0u64);
+    while !dir.join("stop").exists() {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+                continue;
+            }
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(kind) if kind.is_file() => {
+                    if std::fs::remove_file(&path).is_ok()
+                        && std::os::unix::fs::symlink(victim, &path).is_ok()
+                    {
+                        swaps += 1;
+                    }
+                }
+                Ok(kind) if kind.is_dir() => {
+                    n += 1;
+                    if std::fs::rename(&path, dir.join(format!("stolen-{n}"))).is_ok() {
+                        swaps += 1;
+                        if std::fs::create_dir(&path).is_ok() {
+                            let _ = std::os::unix::fs::symlink(victim, path.join(name));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    println!("swaps {swaps}");
+}
+
+/// Starts [`race`] in a child process; returns it and the receiver of its last line.
+fn spawn_racer(
+    test: &str,
+    dir: &Path,
+    victim: &Path,
+    name: &str,
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(RACE_DIR, dir)
+        .env(RACE_VICTIM, victim)
+        .env(RACE_NAME, name)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|l| l.unwrap().ends_with("ready")),
+        "the racer did not start"
+    );
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some(at) = line.find("swaps ") {
+                let _ = send.send(line[at..].to_owned());
+            }
+        }
+    });
+    (child, receive)
+}
+
+fn stop_racer(dir: &Path, mut child: Child, last: std::sync::mpsc::Receiver<String>) -> u64 {
+    std::fs::write(dir.join("stop"), b"").unwrap();
+    child.wait().unwrap();
+    let line = last
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap();
+    line.trim_start_matches("swaps ").trim().parse().unwrap()
+}
+
+/// A service directory owned by `NOBODY` under a root-owned, traversable `root`, and a victim
+/// file only root may write, with `content`.
+fn service_dir_and_victim(root: &Path, content: &[u8]) -> (PathBuf, PathBuf) {
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let service = root.join("service");
+    std::fs::create_dir(&service).unwrap();
+    std::os::unix::fs::chown(&service, Some(NOBODY), Some(NOBODY)).unwrap();
+    let vault = root.join("vault");
+    std::fs::create_dir(&vault).unwrap();
+    std::fs::set_permissions(&vault, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let victim = vault.join("victim");
+    std::fs::write(&victim, content).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    (service, victim)
+}
+
+fn file_state(path: &Path) -> (Vec<u8>, u32, u32, u32) {
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    (
+        std::fs::read(path).unwrap(),
+        meta.uid(),
+        meta.gid(),
+        meta.mode(),
+    )
+}
+
+#[test]
+fn a_restore_run_as_root_never_writes_or_chowns_a_file_the_service_account_swaps_in() {
+    const TEST: &str =
+        "a_restore_run_as_root_never_writes_or_chowns_a_file_the_service_account_swaps_in";
+    if let (Ok(dir), Ok(victim), Ok(name)) = (
+        std::env::var(RACE_DIR),
+        std::env::var(RACE_VICTIM),
+        std::env::var(RACE_NAME),
+    ) {
+        race(Path::new(&dir), Path::new(&victim), &name);
+        return;
+    }
+    if euid() != 0 {
+        eprintln!("SKIPPED: the race needs root (to play root and the service account)");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path().canonicalize().unwrap();
+    let (service, victim) = service_dir_and_victim(&root, b"root's file, not a database\n");
+    let (path, backup) = database_and_backup(&service, 5);
+    std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+    let backup_bytes = std::fs::read(&backup).unwrap();
+    let victim_before = file_state(&victim);
+
+    let (child, last) = spawn_racer(TEST, &service, &victim, "main.db");
+    let (mut restored, mut refused) = (0, Vec::new());
+    for _ in 0..300 {
+        match restore(&backup, &path) {
+            Ok(_) => {
+                restored += 1;
+                let meta = std::fs::symlink_metadata(&path).unwrap();
+                assert!(meta.is_file(), "the target is a regular file");
+                assert_eq!((meta.uid(), meta.gid()), (NOBODY, NOBODY));
+                assert_eq!(std::fs::read(&path).unwrap(), backup_bytes);
+            }
+            Err(err @ (Error::Io { .. } | Error::NotADatabase { .. } | Error::Corrupt { .. })) => {
+                refused.push(err.report().to_string())
+            }
+            Err(other) => panic!("an untyped failure: {other:?}"),
+        }
+        assert_eq!(
+            file_state(&victim),
+            victim_before,
+            "the victim was modified"
+        );
+    }
+    let swaps = stop_racer(&service, child, last);
+    println!(
+        "{restored} restored, {} refused, {swaps} swaps; first refusal: {:?}",
+        refused.len(),
+        refused.first()
+    );
+    assert!(swaps > 0, "the racer never got to swap anything");
+    assert_eq!(file_state(&victim), victim_before);
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.contains(&service.display().to_string())),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_backup_run_as_root_never_writes_a_file_the_service_account_swaps_in() {
+    const TEST: &str = "a_backup_run_as_root_never_writes_a_file_the_service_account_swaps_in";
+    if let (Ok(dir), Ok(victim), Ok(name)) = (
+        std::env::var(RACE_DIR),
+        std::env::var(RACE_VICTIM),
+        std::env::var(RACE_NAME),
+    ) {
+        race(Path::new(&dir), Path::new(&victim), &name);
+        return;
+    }
+    if euid() != 0 {
+        eprintln!("SKIPPED: the race needs root (to play root and the service account)");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path().canonicalize().unwrap();
+    // An empty victim: VACUUM INTO fills an existing empty file.
+    let (service, victim) = service_dir_and_victim(&root, b"");
+    let app = root.join("app");
+    std::fs::create_dir(&app).unwrap();
+    let db = open(&app.join("main.db"));
+    Users::insert(&db, &NewUser::new("b", "b@x.example")).unwrap();
+    let victim_before = file_state(&victim);
+    let dest = service.join("backup.db");
+
+    let (child, last) = spawn_racer(TEST, &service, &victim, "backup.db");
+    let mut refused = 0;
+    for _ in 0..300 {
+        match db.backup(&dest, Overwrite::Replace) {
+            Ok(report) => panic!("a backup into a directory another user owns: {report}"),
+            Err(Error::Io { path, source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied);
+                assert_eq!(path, service);
+                refused += 1;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+        assert_eq!(
+            file_state(&victim),
+            victim_before,
+            "the victim was modified"
+        );
+    }
+    let swaps = stop_racer(&service, child, last);
+    println!("{refused} refused, {swaps} swaps");
+    assert_eq!(file_state(&victim), victim_before);
+    // Into a directory only root can change, the same backup works.
+    let safe = root.join("backups").join("backup.db");
+    db.backup(&safe, Overwrite::Refuse).unwrap();
+    assert_eq!(users_in(&safe), 1);
+}
+
+#[test]
+fn a_refused_restore_keeps_this_processs_own_locks_on_the_open_database() {
+    const TEST: &str = "a_refused_restore_keeps_this_processs_own_locks_on_the_open_database";
+    if let Ok(path) = std::env::var(HOLD) {
+        // Child: can another process take SQLite's exclusive lock on the database now?
+        let mut conn =
+            diesel::SqliteConnection::establish(&format!("file:{path}?mode=rw")).unwrap();
+        use diesel::connection::SimpleConnection;
+        use diesel::prelude::*;
+        let taken = conn
+            .batch_execute(
+                "PRAGMA busy_timeout = 0; PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; ROLLBACK;",
+            )
+            .map(|()| "taken".to_owned())
+            .unwrap_or_else(|e| format!("refused: {e}"));
+        println!("exclusive lock {taken}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, backup) = database_and_backup(dir.path(), 3);
+    let db = open(&path);
+    Users::insert(&db, &NewUser::new("open", "open@x.example")).unwrap();
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    let own_locks = || {
+        let me = std::process::id().to_string();
+        std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().filter(|f| *f != "->").collect();
+                f.get(4) == Some(&me.as_str())
+                    && f.get(5).and_then(|d| d.rsplit(':').next()) == Some(&inode.to_string())
+            })
+            .count()
+    };
+    let before = own_locks();
+    assert!(before > 0, "the open database holds a lock on its file");
+
+    let err = restore(&backup, &path).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::ResourceBusy),
+        "{err:?}"
+    );
+    assert_eq!(
+        own_locks(),
+        before,
+        "the refused restore dropped this process's locks"
+    );
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .env(HOLD, &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("exclusive lock refused"),
+        "another process took the exclusive lock of an open database: {stdout}"
+    );
+    Users::insert(&db, &NewUser::new("still", "still@x.example")).unwrap();
+    assert_eq!(Users::count(&db).unwrap(), 6);
+    assert!(
+        db.integrity_check(litedal::CheckDepth::Full)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -4,7 +4,7 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::upkeep::restore as restore_file;
+use crate::upkeep::{integrity_check_file, restore as restore_file};
 use crate::{CheckDepth, CheckpointMode, ConfigBuilder, Overwrite};
 
 use super::common::{CmdResult, Failure, open};
@@ -88,13 +88,22 @@ pub(super) fn restore(backup: PathBuf) -> CmdResult {
 }
 
 pub(super) fn check(full: bool) -> CmdResult {
-    let db = open(false)?;
+    // The file is checked as an untrusted one (read-only, no memory map, no hook, nothing of
+    // its schema runs): `check` is what an operator runs on a file suspected to be damaged,
+    // and no Database (no migrations, no journal-mode switch) is opened for it.
+    let config = ConfigBuilder::from_env()?.metrics_addr(None).build()?;
+    let path = config.location().path().ok_or_else(|| {
+        Failure::new(
+            "DATABASE_URL names an in-memory database; check needs a database file",
+            1,
+        )
+    })?;
     let depth = if full {
         CheckDepth::Full
     } else {
         CheckDepth::Quick
     };
-    let problems = db.integrity_check(depth)?;
+    let problems = integrity_check_file(path, depth)?;
     let name = if full {
         "integrity_check"
     } else {

@@ -129,14 +129,35 @@ fn open(url: &str, read_only: bool) -> Result<AnyConnection> {
         return Ok(AnyConnection::Postgresql(conn));
     }
     let location = crate::url::parse_database_url(url)?;
-    if let Some(path) = location.path() {
-        if read_only && !path.exists() {
+    if let (true, Some(path)) = (read_only, location.path()) {
+        // The source is a file litedal did not create: opened as untrusted (read-only, no
+        // hook, trusted_schema off, no mmap) and refused unless quick_check passes.
+        if let crate::url::DatabaseLocation::File {
+            params: Some(params),
+            ..
+        } = &location
+        {
+            return Err(Error::InvalidInput {
+                what: "SQLite source of the copy",
+                value: url.to_owned(),
+                reason: format!(
+                    "its URI parameters ({params}) cannot be used: the source is always opened \
+                     read-only as an untrusted file; give the plain path"
+                ),
+            });
+        }
+        if !path.exists() {
             return Err(Error::io(
                 "opening the copy's source",
                 path,
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             ));
         }
+        let conn = crate::upkeep::untrusted::open_checked(
+            path,
+            crate::upkeep::untrusted::Source::MaybeLive,
+        )?;
+        return Ok(AnyConnection::Sqlite(conn));
     }
     let mut uri = location.sqlite_uri();
     if read_only {

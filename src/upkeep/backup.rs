@@ -13,11 +13,9 @@ use diesel::sqlite::SqliteConnection;
 use parking_lot::Mutex;
 
 use super::checkpoint::StopSignal;
-use super::files::{
-    create_private_dir, open_existing, pages, private_temp_file, sibling, split_file_path,
-    sync_dir, sync_file,
-};
+use super::files::{PrivateTemp, create_private_dir, pages, sibling, split_file_path, sync_dir};
 use super::integrity::{CheckDepth, run_check};
+use super::untrusted::{self, Source};
 use crate::database::{Database, PooledConnection};
 use crate::error::{Error, Result};
 
@@ -136,10 +134,18 @@ impl Database {
     /// fsynced so the rename itself survives power loss. Missing parent directories are
     /// created 0700.
     ///
+    /// The temporary file lives in a private 0700 directory litedal creates beside `dest`, and
+    /// is synced, checked and renamed through descriptors. SQLite's `VACUUM INTO` must open it
+    /// by name, which no descriptor protects, so a destination whose directory (or an
+    /// ancestor) another user can change is refused: that user could redirect the write to
+    /// any file of the user running the backup (root's, say).
+    ///
     /// # Errors
     ///
     /// [`Error::Io`] naming the path: of kind `AlreadyExists` when `dest` exists and
-    /// `overwrite` is [`Overwrite::Refuse`] (nothing is written), `InvalidInput` when `dest`
+    /// `overwrite` is [`Overwrite::Refuse`] (nothing is written), `PermissionDenied` naming
+    /// the directory when another user could change it (or swapped a file meanwhile),
+    /// `InvalidInput` when `dest`
     /// is the database's own file, its `-wal`/`-shm`, a directory or not valid UTF-8, or the
     /// file-system error; [`Error::NotADatabase`] when the copy fails its check; or the error
     /// SQLite reported.
@@ -182,10 +188,13 @@ impl Database {
             Err(e) => return Err(Error::io("reading the metadata of", &dest, e)),
         };
         create_private_dir(&dir)?;
-        let temp = private_temp_file(&dir, &name)?;
+        let temp = PrivateTemp::create(&dir, &name)?;
+        temp.require_no_other_writer()?;
         // The path is bound as a parameter, never formatted into the SQL; it is absolute, so
-        // SQLite cannot read it as a `file:` URI.
-        let temp_str = temp.to_str().ok_or_else(|| {
+        // SQLite cannot read it as a `file:` URI. SQLite opens it by name: VACUUM INTO writes
+        // into the empty file created in litedal's private directory (it refuses a file that
+        // is not empty), and the name is checked to still lead to that file before and after.
+        let temp_str = temp.path().to_str().ok_or_else(|| {
             Error::io(
                 "the backup path is not valid UTF-8 (SQLite needs UTF-8):",
                 &dest,
@@ -196,7 +205,8 @@ impl Database {
         let mut conn = self.maintenance_connection()?;
         let (page_count, page_size) = pages(&mut conn)?;
         let expected = page_count.saturating_mul(page_size);
-        let vacuum = with_progress(&temp, expected, progress, || {
+        temp.verify()?;
+        let vacuum = with_progress(temp.path(), expected, progress, || {
             diesel::sql_query("VACUUM INTO ?")
                 .bind::<Text, _>(temp_str)
                 .execute(&mut *conn)
@@ -204,8 +214,9 @@ impl Database {
         drop(conn);
         vacuum?;
 
-        sync_file(&temp)?;
-        let mut check = open_existing(&temp)?;
+        temp.verify()?;
+        temp.sync()?;
+        let mut check = untrusted::open(temp.path(), Source::PrivateCopy { shown_as: &dest })?;
         let problems = run_check(&mut check, CheckDepth::Quick)?;
         let (pages, page_size) = pages(&mut check)?;
         drop(check);
@@ -218,15 +229,17 @@ impl Database {
                 ),
             });
         }
-        let persisted = match overwrite {
-            Overwrite::Refuse => temp.persist_noclobber(&dest),
-            Overwrite::Replace => temp.persist(&dest),
-        };
+        let persisted = temp.rename_into_place(
+            &dest,
+            overwrite == Overwrite::Replace,
+            "renaming the backup into place at",
+        );
         if let Err(e) = persisted {
-            return Err(if e.error.kind() == ErrorKind::AlreadyExists {
-                exists_error(&dest)
-            } else {
-                Error::io("renaming the backup into place at", &dest, e.error)
+            return Err(match e {
+                Error::Io { source, .. } if source.kind() == ErrorKind::AlreadyExists => {
+                    exists_error(&dest)
+                }
+                other => other,
             });
         }
         sync_dir(&dir)?;

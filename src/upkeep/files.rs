@@ -1,5 +1,5 @@
 //! File helpers the upkeep operations share: SQLite's header, private temporary files beside
-//! a destination, fsync of files and directories, page counts.
+//! a destination (worked on through their descriptors), fsync of directories, page counts.
 
 use std::fs::{DirBuilder, File};
 use std::io::ErrorKind;
@@ -11,18 +11,9 @@ use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
 
 use crate::error::{Error, Result};
-use crate::url::file_uri;
 
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-
-/// Opens `path` (which must exist and start with SQLite's header) for a check or a page count.
-pub(super) fn open_existing(path: &Path) -> Result<SqliteConnection> {
-    require_sqlite_header(path)?;
-    // mode=rw: never create a file that is not there.
-    SqliteConnection::establish(&file_uri(path, Some("mode=rw")))
-        .map_err(|e| Error::from(e).with_path(path))
-}
 
 /// Checks that `path` is a regular file starting with SQLite's 16-byte header.
 pub(super) fn require_sqlite_header(path: &Path) -> Result<()> {
@@ -110,25 +101,207 @@ pub(super) fn create_private_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("creating the directory", dir, e))
 }
 
-/// An empty file named `.NAME.XXXXXX.tmp` in `dir`, mode 0600 whatever the umask, deleted
-/// again if it is dropped before being renamed into place.
-pub(super) fn private_temp_file(dir: &Path, name: &std::ffi::OsStr) -> Result<tempfile::TempPath> {
-    let prefix = format!(".{}.", name.to_string_lossy());
-    let file = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("creating a temporary file in", dir, e))?;
-    file.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io("setting the mode of", file.path(), e))?;
-    Ok(file.into_temp_path())
+/// A new, empty file for a backup or a restored copy, in a private directory litedal creates
+/// beside the destination (`rename(2)` is atomic only within one file system).
+///
+/// Why a directory and descriptors: a restore or backup may run as root in a directory the
+/// service account can write. A temporary file in that directory could be swapped for a
+/// symlink to any file between two steps that reopen it by name, and root would then
+/// overwrite or chown that file. So the file is created with `O_EXCL | O_NOFOLLOW` inside a
+/// fresh 0700 directory (nobody else can add, remove or swap entries in it), every later
+/// step works through its descriptor (write, fchown, fchmod, fsync), the rename into place
+/// names it through the directory's descriptor, and (device, inode) of the file and the
+/// directory are compared with what their names lead to before a path is handed to SQLite
+/// and before the rename (a user who can write the parent directory can still rename the
+/// private directory away; that is then refused).
+///
+/// Dropped before [`PrivateTemp::rename_into_place`], the directory and the file go away.
+pub(super) struct PrivateTemp {
+    /// Removed with its contents on drop.
+    dir: tempfile::TempDir,
+    dir_fd: std::os::fd::OwnedFd,
+    name: std::ffi::OsString,
+    path: PathBuf,
+    file: File,
 }
 
-pub(super) fn sync_file(path: &Path) -> Result<()> {
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io("syncing", path, e))
+impl PrivateTemp {
+    /// Creates `dir/.NAME.XXXXXX.litedal/NAME`, the directory 0700, the file 0600 whatever
+    /// the umask.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the directory or the file.
+    pub(super) fn create(dir: &Path, name: &std::ffi::OsStr) -> Result<PrivateTemp> {
+        use rustix::fs::{Mode, OFlags};
+        let private = tempfile::Builder::new()
+            .prefix(&format!(".{}.", name.to_string_lossy()))
+            .suffix(".litedal")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(dir)
+            .map_err(|e| Error::io("creating a private directory in", dir, e))?;
+        let dir_fd = rustix::fs::open(
+            private.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("opening the private directory", private.path(), e.into()))?;
+        let path = private.path().join(name);
+        let file = rustix::fs::openat(
+            &dir_fd,
+            name,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map(File::from)
+        .map_err(|e| Error::io("creating the temporary file", &path, e.into()))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io("setting the mode of", &path, e))?;
+        // The directory the descriptor leads to must be the one just made: owned by whoever
+        // owns the new file (this process's user) and closed to everybody else.
+        let dir_stat = rustix::fs::fstat(&dir_fd)
+            .map_err(|e| Error::io("reading the metadata of", private.path(), e.into()))?;
+        let file_stat = rustix::fs::fstat(&file)
+            .map_err(|e| Error::io("reading the metadata of", &path, e.into()))?;
+        if dir_stat.st_uid != file_stat.st_uid || dir_stat.st_mode & 0o077 != 0 {
+            return Err(swapped(private.path()));
+        }
+        Ok(PrivateTemp {
+            dir: private,
+            dir_fd,
+            name: name.to_owned(),
+            path,
+            file,
+        })
+    }
+
+    /// Refuses when a user other than this file's owner (this process's user) or root could
+    /// rename entries on the way to the private directory: the destination directory or one
+    /// of its ancestors is owned by such a user, or writable by group or others without the
+    /// sticky bit. For steps where SQLite must open the file by name (`VACUUM INTO`), which no
+    /// descriptor can protect: such a user could move the private directory away and put a
+    /// symlink where SQLite looks, and SQLite would create or fill a file wherever it points.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] of kind `PermissionDenied` naming the directory another user controls.
+    pub(super) fn require_no_other_writer(&self) -> Result<()> {
+        let me = rustix::fs::fstat(&self.file)
+            .map_err(|e| Error::io("reading the metadata of", &self.path, e.into()))?
+            .st_uid;
+        let parent = self.dir.path().parent().unwrap_or(Path::new("/"));
+        let parent = std::fs::canonicalize(parent)
+            .map_err(|e| Error::io("resolving the directory", parent, e))?;
+        for dir in parent.ancestors() {
+            let stat = rustix::fs::lstat(dir)
+                .map_err(|e| Error::io("reading the metadata of", dir, e.into()))?;
+            let foreign_owner = stat.st_uid != me && stat.st_uid != 0;
+            let shared_write = stat.st_mode & 0o022 != 0 && stat.st_mode & 0o1000 == 0;
+            if foreign_owner || shared_write {
+                let owner = if foreign_owner {
+                    format!("it belongs to uid {}", stat.st_uid)
+                } else {
+                    format!("its mode is {:o}", stat.st_mode & 0o7777)
+                };
+                return Err(Error::io(
+                    "refusing to write a backup where another user could redirect it:",
+                    dir,
+                    std::io::Error::new(
+                        ErrorKind::PermissionDenied,
+                        format!(
+                            "{owner}, so another user could swap the temporary file SQLite writes \
+                             by name for a symlink. Write the backup into a directory only uid \
+                             {me} (or root) can change, or run the backup as the directory's \
+                             owner"
+                        ),
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The file's path (for SQLite, which opens files by name).
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open file: write, chown, chmod and sync through this, never through the path.
+    pub(super) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Checks that the private directory's name still leads to the directory created, and
+    /// the file's name in it to the open file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] of kind `PermissionDenied` naming the path when either was swapped.
+    pub(super) fn verify(&self) -> Result<()> {
+        use rustix::fs::AtFlags;
+        let id = |s: rustix::fs::Stat| (s.st_dev, s.st_ino);
+        let dir_now = rustix::fs::lstat(self.dir.path()).map(id);
+        let dir_then = rustix::fs::fstat(&self.dir_fd).map(id);
+        if dir_now.is_err() || dir_now != dir_then {
+            return Err(swapped(self.dir.path()));
+        }
+        let file_now =
+            rustix::fs::statat(&self.dir_fd, &self.name, AtFlags::SYMLINK_NOFOLLOW).map(id);
+        let file_then = rustix::fs::fstat(&self.file).map(id);
+        if file_now.is_err() || file_now != file_then {
+            return Err(swapped(&self.path));
+        }
+        Ok(())
+    }
+
+    /// fsyncs the file through its descriptor.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the file.
+    pub(super) fn sync(&self) -> Result<()> {
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io("syncing", &self.path, e))
+    }
+
+    /// Checks the file once more ([`PrivateTemp::verify`]), then renames it to `target`
+    /// (through the private directory's descriptor, so it is this file that moves), replacing
+    /// an existing file only when `replace`.
+    ///
+    /// # Errors
+    ///
+    /// As [`PrivateTemp::verify`]; the rename's own error as an [`Error::Io`] naming
+    /// `target` with `op` (of kind `AlreadyExists` when it exists and `replace` is false).
+    pub(super) fn rename_into_place(
+        self,
+        target: &Path,
+        replace: bool,
+        op: &'static str,
+    ) -> Result<()> {
+        use rustix::fs::{CWD, RenameFlags};
+        self.verify()?;
+        let flags = if replace {
+            RenameFlags::empty()
+        } else {
+            RenameFlags::NOREPLACE
+        };
+        rustix::fs::renameat_with(&self.dir_fd, &self.name, CWD, target, flags)
+            .map_err(|e| Error::io(op, target, e.into()))
+    }
+}
+
+/// The refusal when a name in litedal's private directory no longer leads to its file.
+fn swapped(path: &Path) -> Error {
+    Error::io(
+        "refusing to go on: a file or directory litedal created was replaced meanwhile:",
+        path,
+        std::io::Error::new(
+            ErrorKind::PermissionDenied,
+            "another user can write the destination's directory; use a directory only the \
+             user running litedal can write",
+        ),
+    )
 }
 
 /// Makes a rename in `dir` durable: the new directory entry is on disk after this.

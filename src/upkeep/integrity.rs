@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel::sqlite::SqliteConnection;
 
-use super::files::open_existing;
+use super::untrusted::{self, Source};
 use crate::database::{Database, SqlitePool, trying_write_lock};
 use crate::error::{Error, Result};
 
@@ -82,6 +82,12 @@ pub(crate) fn run_check(conn: &mut SqliteConnection, depth: CheckDepth) -> Resul
 /// Runs `PRAGMA quick_check` or `PRAGMA integrity_check` on a database file that no
 /// `Database` has open, such as a backup: the problems found, empty when it is sound.
 ///
+/// The file is treated as untrusted (it may be damaged or crafted): opened read-only with
+/// `query_only`, `trusted_schema=OFF`, `cell_size_check=ON` and no memory map, without any
+/// application hook. A non-empty `-wal` beside it is read only while some process has the
+/// database open (then it is the live WAL); beside a file nobody has open it is refused,
+/// because SQLite would replay a WAL of any database onto the file.
+///
 /// ```
 /// use litedal::maintenance::{CheckDepth, integrity_check_file};
 /// use litedal::Overwrite;
@@ -96,12 +102,13 @@ pub(crate) fn run_check(conn: &mut SqliteConnection, depth: CheckDepth) -> Resul
 ///
 /// # Errors
 ///
-/// [`Error::Io`] when the file cannot be read, [`Error::NotADatabase`] when it does not start
-/// with SQLite's header, or the error SQLite reported.
+/// [`Error::Io`] naming the file when it cannot be read or is not a regular file, or naming
+/// the `-wal` beside it when that is refused; [`Error::NotADatabase`] naming the file when it
+/// is not an SQLite database; or the error SQLite reported.
 pub fn integrity_check_file(path: impl AsRef<Path>, depth: CheckDepth) -> Result<Vec<String>> {
     let path = path.as_ref();
-    let mut conn = open_existing(path)?;
-    run_check(&mut conn, depth)
+    let mut conn = untrusted::open(path, Source::MaybeLive)?;
+    run_check(&mut conn, depth).map_err(|e| e.with_path(path))
 }
 
 /// Runs `PRAGMA optimize` on an idle write connection when the database closes. Never waits

@@ -19,7 +19,9 @@
 //!
 //! One file a concern: `checkpoint.rs` (on-demand checkpoints and the background
 //! checkpointer), `backup.rs`, `restore.rs` (with `file_locks.rs`, which asks the kernel who
-//! has a file open), `integrity.rs` (integrity checks and `PRAGMA optimize`). This module
+//! has a file open), `integrity.rs` (integrity checks and `PRAGMA optimize`), `untrusted.rs`
+//! (opening a database file litedal did not create: restore sources, copy sources, checked
+//! files). This module
 //! starts what runs beside a database and holds the file helpers they share.
 //! It uses the core (`crate::database`), never the statistics.
 
@@ -29,6 +31,7 @@ mod file_locks;
 mod files;
 mod integrity;
 mod restore;
+pub(crate) mod untrusted;
 
 use std::sync::Arc;
 

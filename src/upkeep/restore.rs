@@ -13,10 +13,10 @@ use diesel::sqlite::SqliteConnection;
 
 use super::file_locks;
 use super::files::{
-    create_private_dir, open_existing, pages, private_temp_file, require_sqlite_header, sibling,
-    split_file_path, sync_dir, sync_file,
+    PrivateTemp, create_private_dir, pages, require_sqlite_header, sibling, split_file_path,
+    sync_dir,
 };
-use super::integrity::{CheckDepth, run_check};
+use super::untrusted;
 use crate::error::{Error, Result};
 use crate::url::file_uri;
 
@@ -110,6 +110,7 @@ pub fn restore(backup: impl AsRef<Path>, target: impl AsRef<Path>) -> Result<Res
     let target = std::path::absolute(target)
         .map_err(|e| Error::io("resolving the restore target", target, e))?;
     require_sqlite_header(&backup)?;
+    require_self_contained(&backup)?;
     let target = follow_symlinks(&target)?;
     let (dir, name) = split_file_path(&target, "the restore target names no file:")?;
     if let (Ok(a), Ok(b)) = (
@@ -148,60 +149,69 @@ pub fn restore(backup: impl AsRef<Path>, target: impl AsRef<Path>) -> Result<Res
         Err(e) => return Err(Error::io("reading the metadata of", &target, e)),
     };
     let replaced = existing.is_some();
-    let healthy = replaced && require_sqlite_header(&target).is_ok();
     let companions: Vec<PathBuf> = ["", "-wal", "-shm", "-journal"]
         .iter()
         .map(|suffix| sibling(&target, suffix))
         .collect();
-    match file_locks::first_locked(&companions) {
-        Ok(None) => {}
+    // The target's header is read (through a descriptor of its own) only once the lock
+    // table says nobody holds the file: see the note above.
+    let lock = match file_locks::first_locked(&companions) {
+        Ok(None) if replaced && require_sqlite_header(&target).is_ok() => {
+            match ExclusiveLock::take(&target) {
+                Ok(lock) => Some(lock),
+                // A header that looks right over a damaged file: nobody can use it, and the
+                // lock table said nobody has it open.
+                Err(Error::NotADatabase { .. } | Error::Corrupt { .. }) => None,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None) => None,
         Ok(Some(holder)) => return Err(in_use(&target, Some(&holder))),
-        // SQLite's own lock below still decides for a database it can open.
-        Err(error) if healthy => {
-            tracing::warn!(%error, "Database restore: the kernel's lock table could not be read")
-        }
+        // Without the lock table, only SQLite's own lock can decide, and only for a database
+        // it can open (SQLite reads the header through its own descriptors).
         Err(error) => {
-            tracing::error!(%error, "Database restore: the kernel's lock table could not be read");
-            return Err(Error::io(
-                "refusing to restore: cannot tell whether a process has the database open \
-                 (the kernel's lock table is unreadable and SQLite cannot open the file):",
-                &target,
-                std::io::Error::new(
-                    ErrorKind::ResourceBusy,
-                    "stop every process that uses it, then move the file and its -wal/-shm aside",
-                ),
-            ));
+            let unknown = || {
+                tracing::error!(%error, "Database restore: the kernel's lock table could not be read");
+                Error::io(
+                    "refusing to restore: cannot tell whether a process has the database open \
+                     (the kernel's lock table is unreadable and SQLite cannot open the file):",
+                    &target,
+                    std::io::Error::new(
+                        ErrorKind::ResourceBusy,
+                        "stop every process that uses it, then move the file and its -wal/-shm aside",
+                    ),
+                )
+            };
+            if !replaced {
+                return Err(unknown());
+            }
+            match ExclusiveLock::take(&target) {
+                Ok(lock) => {
+                    tracing::warn!(%error, "Database restore: the kernel's lock table could not be read");
+                    Some(lock)
+                }
+                Err(Error::NotADatabase { .. } | Error::Corrupt { .. }) => return Err(unknown()),
+                Err(e) => return Err(e),
+            }
         }
-    }
-    let lock = if healthy {
-        match ExclusiveLock::take(&target) {
-            Ok(lock) => Some(lock),
-            // A header that looks right over a damaged file: nobody can use it, and the lock
-            // table said nobody has it open.
-            Err(Error::NotADatabase { .. } | Error::Corrupt { .. }) => None,
-            Err(e) => return Err(e),
-        }
-    } else {
-        None
     };
 
     create_private_dir(&dir)?;
-    let temp = private_temp_file(&dir, &name)?;
+    let temp = PrivateTemp::create(&dir, &name)?;
     copy_file(&backup, &temp)?;
     if let Some(meta) = &existing {
         keep_owner_and_mode(&temp, meta, &target)?;
     }
-    sync_file(&temp)?;
-    let mut check = open_existing(&temp)?;
-    let problems = run_check(&mut check, CheckDepth::Quick)?;
-    let (pages, _) = pages(&mut check)?;
+    temp.sync()?;
+    // The copy is checked, not the backup: it is what takes the target's place, and the
+    // backup could change between a check and the copy.
+    temp.verify()?;
+    let mut check = untrusted::open_checked(
+        temp.path(),
+        untrusted::Source::PrivateCopy { shown_as: &backup },
+    )?;
+    let (pages, _) = pages(&mut check).map_err(|e| e.with_path(&backup))?;
     drop(check);
-    if !problems.is_empty() {
-        return Err(Error::NotADatabase {
-            path: backup,
-            message: format!("the backup failed quick_check: {}", problems.join("; ")),
-        });
-    }
 
     drop(lock);
     let mut removed = Vec::new();
@@ -213,13 +223,11 @@ pub fn restore(backup: impl AsRef<Path>, target: impl AsRef<Path>) -> Result<Res
         }
     }
     // A target that did not exist is not clobbered if something created it meanwhile.
-    let persisted = if replaced {
-        temp.persist(&target)
-    } else {
-        temp.persist_noclobber(&target)
-    };
-    persisted
-        .map_err(|e| Error::io("renaming the restored copy into place at", &target, e.error))?;
+    temp.rename_into_place(
+        &target,
+        replaced,
+        "renaming the restored copy into place at",
+    )?;
     sync_dir(&dir)?;
     let bytes = std::fs::metadata(&target)
         .map_err(|e| Error::io("reading the metadata of", &target, e))?
@@ -243,6 +251,44 @@ pub fn restore(backup: impl AsRef<Path>, target: impl AsRef<Path>) -> Result<Res
         "Database restored"
     );
     Ok(report)
+}
+
+/// Refuses a backup with a non-empty `-wal` or `-journal` beside it: the restore copies the
+/// file alone, so what the WAL holds would be lost (or, if it is another database's WAL, it
+/// says nothing about this file), and a hot journal means the file is half-way through a
+/// transaction.
+fn require_self_contained(backup: &Path) -> Result<()> {
+    for (suffix, what) in [
+        (
+            "-wal",
+            "the backup is a live database or was copied with its WAL",
+        ),
+        ("-journal", "the backup was copied in the middle of a write"),
+    ] {
+        let companion = sibling(backup, suffix);
+        match std::fs::symlink_metadata(&companion) {
+            Ok(meta) if meta.len() > 0 => {
+                return Err(Error::io(
+                    "refusing to restore: the backup is not self-contained, a non-empty file lies beside it:",
+                    companion,
+                    std::io::Error::new(
+                        ErrorKind::InvalidData,
+                        format!(
+                            "{} bytes; {what}, and restore copies only the file itself. Take the \
+                             backup with `litedal backup` (one self-contained file), or open the \
+                             backup once with the program that wrote it so it folds this file in; \
+                             if it is not the backup's, move it aside",
+                            meta.len()
+                        ),
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("reading the metadata of", companion, e)),
+        }
+    }
+    Ok(())
 }
 
 /// The refusal when a process has the database `target` open (`holder`: who holds a lock on
@@ -306,12 +352,16 @@ fn follow_symlinks(path: &Path) -> Result<PathBuf> {
     })
 }
 
-/// Gives the restored copy the owner, group and mode of the file it replaces.
-fn keep_owner_and_mode(copy: &Path, was: &std::fs::Metadata, target: &Path) -> Result<()> {
+/// Gives the restored copy the owner, group and mode of the file it replaces, through its
+/// descriptor.
+fn keep_owner_and_mode(copy: &PrivateTemp, was: &std::fs::Metadata, target: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let now = std::fs::metadata(copy).map_err(|e| Error::io("reading the metadata of", copy, e))?;
+    let file = copy.file();
+    let now = file
+        .metadata()
+        .map_err(|e| Error::io("reading the metadata of", copy.path(), e))?;
     if (now.uid(), now.gid()) != (was.uid(), was.gid()) {
-        std::os::unix::fs::chown(copy, Some(was.uid()), Some(was.gid())).map_err(|e| {
+        std::os::unix::fs::fchown(file, Some(was.uid()), Some(was.gid())).map_err(|e| {
             Error::io(
                 "keeping the owner and group of the restore target (run the restore as its owner or as root):",
                 target,
@@ -319,19 +369,16 @@ fn keep_owner_and_mode(copy: &Path, was: &std::fs::Metadata, target: &Path) -> R
             )
         })?;
     }
-    std::fs::set_permissions(copy, std::fs::Permissions::from_mode(was.mode() & 0o7777))
-        .map_err(|e| Error::io("keeping the mode of the restore target on", copy, e))
+    file.set_permissions(std::fs::Permissions::from_mode(was.mode() & 0o7777))
+        .map_err(|e| Error::io("keeping the mode of the restore target on", copy.path(), e))
 }
 
-fn copy_file(from: &Path, to: &Path) -> Result<()> {
+/// Copies the backup into the private copy through its descriptor.
+fn copy_file(from: &Path, to: &PrivateTemp) -> Result<()> {
     let mut reader = File::open(from).map_err(|e| Error::io("opening the backup", from, e))?;
-    let mut writer = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(to)
-        .map_err(|e| Error::io("opening the temporary copy", to, e))?;
+    let mut writer = to.file();
     std::io::copy(&mut reader, &mut writer)
-        .map_err(|e| Error::io("copying the backup to", to, e))?;
+        .map_err(|e| Error::io("copying the backup to", to.path(), e))?;
     Ok(())
 }
 
