@@ -261,12 +261,12 @@ fn race(dir: &Path, victim: &Path, name: &str) {
             }
             let path = entry.path();
             match entry.file_type() {
-                Ok(kind) if kind.is_file() => {
-                    if std::fs::remove_file(&path).is_ok()
-                        && std::os::unix::fs::symlink(victim, &path).is_ok()
-                    {
-                        swaps += 1;
-                    }
+                Ok(kind)
+                    if kind.is_file()
+                        && std::fs::remove_file(&path).is_ok()
+                        && std::os::unix::fs::symlink(victim, &path).is_ok() =>
+                {
+                    swaps += 1;
                 }
                 Ok(kind) if kind.is_dir() => {
                     n += 1;

@@ -12,9 +12,9 @@ use diesel::sql_types::Text;
 use diesel::sqlite::SqliteConnection;
 use parking_lot::Mutex;
 
+use super::check::{CheckDepth, run_check};
 use super::checkpoint::StopSignal;
 use super::files::{PrivateTemp, create_private_dir, pages, sibling, split_file_path, sync_dir};
-use super::integrity::{CheckDepth, run_check};
 use super::untrusted::{self, Source};
 use crate::database::{Database, PooledConnection};
 use crate::error::{Error, Result};

@@ -26,6 +26,7 @@
 //! It uses the core (`crate::database`), never the statistics.
 
 mod backup;
+mod check;
 mod checkpoint;
 mod file_locks;
 mod files;

@@ -37,9 +37,9 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
+use super::check::{CheckDepth, run_check};
 use super::file_locks;
 use super::files::{require_sqlite_header, sibling};
-use super::integrity::{CheckDepth, run_check};
 use crate::error::{Error, Result};
 use crate::url::file_uri;
 
