@@ -13,6 +13,16 @@ use litedal::{Database, Error, Overwrite};
 
 const HOLD: &str = "LITEDAL_RESTORE_HOLD_DB";
 
+/// The tests of this file one at a time: the racing children spin a core each, and a
+/// database dropped under that load can still be closing (r2d2's threads let go of its
+/// pool a moment later) when the next test's restore asks who holds a file.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn open(path: &Path) -> Database {
     Database::open(
         litedal::example::config()
@@ -99,6 +109,7 @@ fn damage_header(path: &Path) {
 
 #[test]
 fn a_damaged_target_is_restored_unless_a_process_has_it_open() {
+    let _serial = serial();
     if let Ok(path) = std::env::var(HOLD) {
         hold(&path);
         return;
@@ -125,6 +136,7 @@ fn a_damaged_target_is_restored_unless_a_process_has_it_open() {
 
 #[test]
 fn leftovers_of_a_deleted_database_are_removed_unless_a_process_still_uses_them() {
+    let _serial = serial();
     if let Ok(path) = std::env::var(HOLD) {
         hold(&path);
         return;
@@ -169,6 +181,7 @@ fn leftovers_of_a_deleted_database_are_removed_unless_a_process_still_uses_them(
 
 #[test]
 fn the_restored_file_keeps_the_targets_owner_group_and_mode() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (path, backup) = database_and_backup(dir.path(), 5);
     // SAFETY: plain libc getters.
@@ -192,6 +205,7 @@ fn the_restored_file_keeps_the_targets_owner_group_and_mode() {
 
 #[test]
 fn a_symlinked_target_is_restored_through_the_link() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().canonicalize().unwrap();
     let real_dir = dir.join("volume");
@@ -241,7 +255,7 @@ fn euid() -> u32 {
 /// it owns. As uid `NOBODY` it watches `dir` for what litedal creates for `name` and swaps
 /// it: a temporary file (litedal's old way) for a symlink to the victim; a private directory
 /// (it cannot enter one, but it can rename it, since it owns `dir`) for one of its own with a
-/// symlink named `name` to the victim. Runs until `dir/stop` exists, then prints its count.
+/// symlink named `name` to the victim. Runs until `dir/stop` exists (at most 60 s), then prints its count.
 fn race(dir: &Path, victim: &Path, name: &str) {
     // SAFETY: plain libc calls; the harness runs this child with one test thread.
     unsafe {
@@ -251,7 +265,9 @@ fn race(dir: &Path, victim: &Path, name: &str) {
     println!("ready");
     let prefix = format!(".{name}.");
     let (mut swaps, mut n) = (0u64, 0u64);
-    while !dir.join("stop").exists() {
+    // Bounded, so a parent that failed before writing `stop` leaves no spinning child.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !dir.join("stop").exists() && std::time::Instant::now() < deadline {
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
         };
@@ -352,6 +368,7 @@ fn file_state(path: &Path) -> (Vec<u8>, u32, u32, u32) {
 
 #[test]
 fn a_restore_run_as_root_never_writes_or_chowns_a_file_the_service_account_swaps_in() {
+    let _serial = serial();
     const TEST: &str =
         "a_restore_run_as_root_never_writes_or_chowns_a_file_the_service_account_swaps_in";
     if let (Ok(dir), Ok(victim), Ok(name)) = (
@@ -369,7 +386,13 @@ fn a_restore_run_as_root_never_writes_or_chowns_a_file_the_service_account_swaps
     let root = tempfile::tempdir().unwrap();
     let root = root.path().canonicalize().unwrap();
     let (service, victim) = service_dir_and_victim(&root, b"root's file, not a database\n");
-    let (path, backup) = database_and_backup(&service, 5);
+    // Made by root in a directory of root's (a backup into the service's directory is
+    // refused), then the service's database is a copy of it.
+    let build = root.join("build");
+    std::fs::create_dir(&build).unwrap();
+    let (made, backup) = database_and_backup(&build, 5);
+    let path = service.join("main.db");
+    std::fs::copy(&made, &path).unwrap();
     std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
     let backup_bytes = std::fs::read(&backup).unwrap();
     let victim_before = file_state(&victim);
@@ -404,16 +427,20 @@ fn a_restore_run_as_root_never_writes_or_chowns_a_file_the_service_account_swaps
     );
     assert!(swaps > 0, "the racer never got to swap anything");
     assert_eq!(file_state(&victim), victim_before);
+    // Each refusal names the service's directory, or the backup (whose copy in the private
+    // directory was moved away: the copy is named after the file it came from).
     assert!(
         refused
             .iter()
-            .all(|r| r.contains(&service.display().to_string())),
+            .all(|r| r.contains(&service.display().to_string())
+                || r.contains(&backup.display().to_string())),
         "{refused:?}"
     );
 }
 
 #[test]
 fn a_backup_run_as_root_never_writes_a_file_the_service_account_swaps_in() {
+    let _serial = serial();
     const TEST: &str = "a_backup_run_as_root_never_writes_a_file_the_service_account_swaps_in";
     if let (Ok(dir), Ok(victim), Ok(name)) = (
         std::env::var(RACE_DIR),
@@ -467,6 +494,7 @@ fn a_backup_run_as_root_never_writes_a_file_the_service_account_swaps_in() {
 
 #[test]
 fn a_refused_restore_keeps_this_processs_own_locks_on_the_open_database() {
+    let _serial = serial();
     const TEST: &str = "a_refused_restore_keeps_this_processs_own_locks_on_the_open_database";
     if let Ok(path) = std::env::var(HOLD) {
         // Child: can another process take SQLite's exclusive lock on the database now?

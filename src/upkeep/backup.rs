@@ -14,7 +14,10 @@ use parking_lot::Mutex;
 
 use super::check::{CheckDepth, run_check};
 use super::checkpoint::StopSignal;
-use super::files::{PrivateTemp, create_private_dir, pages, sibling, split_file_path, sync_dir};
+use super::files::{
+    PrivateTemp, create_private_dir, pages, require_no_other_writer, sibling, split_file_path,
+    sync_dir,
+};
 use super::untrusted::{self, Source};
 use crate::database::{Database, PooledConnection};
 use crate::error::{Error, Result};
@@ -188,8 +191,9 @@ impl Database {
             Err(e) => return Err(Error::io("reading the metadata of", &dest, e)),
         };
         create_private_dir(&dir)?;
+        // Before anything is created there: nothing of litedal's for another user to move.
+        require_no_other_writer(&dir)?;
         let temp = PrivateTemp::create(&dir, &name)?;
-        temp.require_no_other_writer()?;
         // The path is bound as a parameter, never formatted into the SQL; it is absolute, so
         // SQLite cannot read it as a `file:` URI. SQLite opens it by name: VACUUM INTO writes
         // into the empty file created in litedal's private directory (it refuses a file that

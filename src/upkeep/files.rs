@@ -175,52 +175,6 @@ impl PrivateTemp {
         })
     }
 
-    /// Refuses when a user other than this file's owner (this process's user) or root could
-    /// rename entries on the way to the private directory: the destination directory or one
-    /// of its ancestors is owned by such a user, or writable by group or others without the
-    /// sticky bit. For steps where SQLite must open the file by name (`VACUUM INTO`), which no
-    /// descriptor can protect: such a user could move the private directory away and put a
-    /// symlink where SQLite looks, and SQLite would create or fill a file wherever it points.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Io`] of kind `PermissionDenied` naming the directory another user controls.
-    pub(super) fn require_no_other_writer(&self) -> Result<()> {
-        let me = rustix::fs::fstat(&self.file)
-            .map_err(|e| Error::io("reading the metadata of", &self.path, e.into()))?
-            .st_uid;
-        let parent = self.dir.path().parent().unwrap_or(Path::new("/"));
-        let parent = std::fs::canonicalize(parent)
-            .map_err(|e| Error::io("resolving the directory", parent, e))?;
-        for dir in parent.ancestors() {
-            let stat = rustix::fs::lstat(dir)
-                .map_err(|e| Error::io("reading the metadata of", dir, e.into()))?;
-            let foreign_owner = stat.st_uid != me && stat.st_uid != 0;
-            let shared_write = stat.st_mode & 0o022 != 0 && stat.st_mode & 0o1000 == 0;
-            if foreign_owner || shared_write {
-                let owner = if foreign_owner {
-                    format!("it belongs to uid {}", stat.st_uid)
-                } else {
-                    format!("its mode is {:o}", stat.st_mode & 0o7777)
-                };
-                return Err(Error::io(
-                    "refusing to write a backup where another user could redirect it:",
-                    dir,
-                    std::io::Error::new(
-                        ErrorKind::PermissionDenied,
-                        format!(
-                            "{owner}, so another user could swap the temporary file SQLite writes \
-                             by name for a symlink. Write the backup into a directory only uid \
-                             {me} (or root) can change, or run the backup as the directory's \
-                             owner"
-                        ),
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// The file's path (for SQLite, which opens files by name).
     pub(super) fn path(&self) -> &Path {
         &self.path
@@ -309,4 +263,47 @@ pub(super) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io("syncing the directory", dir, e))
+}
+
+/// Refuses when a user other than this process's user or root could
+/// rename entries on the way to the private directory: the destination directory or one
+/// of its ancestors is owned by such a user, or writable by group or others without the
+/// sticky bit. For steps where SQLite must open the file by name (`VACUUM INTO`), which no
+/// descriptor can protect: such a user could move the private directory away and put a
+/// symlink where SQLite looks, and SQLite would create or fill a file wherever it points.
+///
+/// # Errors
+///
+/// [`Error::Io`] of kind `PermissionDenied` naming the directory another user controls.
+pub(super) fn require_no_other_writer(dir: &Path) -> Result<()> {
+    let me = rustix::process::geteuid().as_raw();
+    let parent =
+        std::fs::canonicalize(dir).map_err(|e| Error::io("resolving the directory", dir, e))?;
+    for dir in parent.ancestors() {
+        let stat = rustix::fs::lstat(dir)
+            .map_err(|e| Error::io("reading the metadata of", dir, e.into()))?;
+        let foreign_owner = stat.st_uid != me && stat.st_uid != 0;
+        let shared_write = stat.st_mode & 0o022 != 0 && stat.st_mode & 0o1000 == 0;
+        if foreign_owner || shared_write {
+            let owner = if foreign_owner {
+                format!("it belongs to uid {}", stat.st_uid)
+            } else {
+                format!("its mode is {:o}", stat.st_mode & 0o7777)
+            };
+            return Err(Error::io(
+                "refusing to write a backup where another user could redirect it:",
+                dir,
+                std::io::Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "{owner}, so another user could swap the temporary file SQLite writes \
+                         by name for a symlink. Write the backup into a directory only uid \
+                         {me} (or root) can change, or run the backup as the directory's \
+                         owner"
+                    ),
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

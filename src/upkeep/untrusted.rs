@@ -108,8 +108,15 @@ pub(crate) fn open(path: &Path, source: Source<'_>) -> Result<SqliteConnection> 
             "mode=ro"
         }
     };
-    let mut conn = SqliteConnection::establish(&file_uri(path, Some(params)))
-        .map_err(|e| rename_path(Error::from(e).with_path(shown), path, shown))?;
+    // A file that cannot be opened (gone, or its directory moved away under litedal) is an
+    // I/O error naming the file, not a bare diesel connection error.
+    let mut conn = SqliteConnection::establish(&file_uri(path, Some(params))).map_err(|e| {
+        Error::io(
+            "opening the database file",
+            shown,
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
     // Set before the first statement that reads the schema or a page.
     conn.batch_execute(&format!(
         "PRAGMA trusted_schema = OFF; PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0; \
