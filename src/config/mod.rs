@@ -41,5 +41,6 @@ pub use postgres::{AnyConfig, PgConfig};
 #[cfg(all(feature = "cli", feature = "postgres"))]
 pub(crate) use secret_file::read_secret_file;
 pub use settings::Config;
+#[cfg(feature = "metrics-server")]
 pub(crate) use settings::MetricsToken;
 pub use thresholds::{HealthThresholds, Limits};
